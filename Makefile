@@ -1,0 +1,54 @@
+# goodfit — every command a user needs. `make` lists them.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SYSTEM_DATA := /usr/share/datasets/fashion-mnist
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ARGS   ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install data train test lint format tensorboard clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv and install goodfit with its dev tools (once)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+data: ## Install the real Fashion-MNIST (Debian's dataset-fashion-mnist) when it is missing
+	@if [ -n "$$(ls $(SYSTEM_DATA)/train-images-idx3-ubyte* data/train-images-idx3-ubyte* \
+	      data/FashionMNIST/raw/train-images-idx3-ubyte* 2>/dev/null)" ]; then \
+	  echo "Fashion-MNIST: found"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  echo "Fashion-MNIST: installing dataset-fashion-mnist"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+	  echo "Fashion-MNIST: not found and no apt-get; put the four IDX files in ./data"; \
+	fi
+
+train: install data ## Train the report's good model (ARGS="trainer.max_epochs=5" to override)
+	$(PY) train.py experiment=good $(ARGS)
+
+test: install data ## Run the tests (integration tests use the real data when it is installed)
+	$(PY) -m pytest $(ARGS)
+
+lint: install ## Check style with ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## Format and fix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+tensorboard: install ## Open TensorBoard on every run under logs/
+	$(VENV)/bin/tensorboard --logdir logs
+
+clean: ## Remove caches and build files (keeps logs/ and .venv)
+	rm -rf .pytest_cache .ruff_cache src/*.egg-info
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
