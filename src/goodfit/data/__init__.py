@@ -1,0 +1,1 @@
+"""Data: IDX reading, locating Fashion-MNIST on disk, in-memory batching, the DataModule."""
