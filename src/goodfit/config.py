@@ -1,0 +1,53 @@
+"""Checks on the composed config, run before any work: each error names key, value, allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value is not allowed. The message names the key, the value and what is allowed."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# key → (check, what is allowed). A key absent from the config is not checked.
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "datamodule.val_split": (lambda v: _is_number(v) and 0 < v < 1, "a fraction in (0, 1)"),
+    "datamodule.val_split_mode": (lambda v: v in ("tail", "random"), "'tail' or 'random'"),
+    "datamodule.normalize": (lambda v: v in ("scale", "standardize"), "'scale' or 'standardize'"),
+    "datamodule.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "datamodule.eval_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "trainer.max_epochs": (
+        lambda v: v is None or (_is_int(v) and (v >= 1 or v == -1)),
+        "an integer >= 1, or -1 for no limit",
+    ),
+    "optimizer.lr": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "model.dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value that is not allowed."""
+    problems = []
+    for key, (check, allowed) in RULES.items():
+        value = OmegaConf.select(cfg, key, default=_MISSING)
+        if value is _MISSING:
+            continue
+        if not check(value):
+            problems.append(f"{key}={value!r} is not allowed: must be {allowed}")
+    if problems:
+        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems))
+
+
+_MISSING = object()

@@ -1,0 +1,70 @@
+"""The run's record: summary.json, written atomically, and the console summary."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, default=_jsonable)
+            f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a run's record is for reading
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    """A short end-of-run table: the figures, the run folder, how to open TensorBoard."""
+    console = console or Console()
+    table = Table(title=f"goodfit run: {summary.get('name')}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("experiment", summary.get("experiment")),
+        ("model / optimizer", f"{summary.get('model')} / {summary.get('optimizer')}"),
+        ("parameters", f"{summary['params_total']:,} ({summary['params_trainable']:,} trainable)"),
+        (
+            "data (train/val/test)",
+            f"{summary['n_train']} / {summary['n_val']} / {summary['n_test']}",
+        ),
+        ("epochs run", summary["epochs_run"]),
+        ("best val/acc", _fmt(summary.get("best_val_acc"))),
+        ("test loss", _fmt(summary["test_loss"])),
+        ("test accuracy", _fmt(summary["test_acc"])),
+        ("fit time", f"{summary['fit_seconds']:.1f} s"),
+        ("run folder", summary["run_dir"]),
+        ("TensorBoard", f"tensorboard --logdir {summary['run_dir']}"),
+    ]
+    for key, value in rows:
+        table.add_row(key, str(value))
+    console.print(table)

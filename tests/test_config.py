@@ -1,0 +1,97 @@
+"""Every experiment and every group option composes and builds; bad values are refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from goodfit.config import ConfigError, validate
+from goodfit.models import MLP
+
+from .conftest import group_options
+
+GROUPS = ["model", "optimizer", "scheduler", "trainer", "logger", "callbacks", "datamodule",
+          "experiment", "debug"]  # fmt: skip
+
+
+def test_every_group_has_options():
+    for group in GROUPS:
+        assert group_options(group), f"conf/{group}/ is empty"
+
+
+@pytest.mark.parametrize("override", [f"{g}={o}" for g in GROUPS for o in group_options(g)])
+def test_every_option_composes_and_validates(compose, override):
+    cfg = compose(override)
+    validate(cfg)
+    OmegaConf.to_container(cfg.model, resolve=True)
+
+
+@pytest.mark.parametrize("choice", group_options("optimizer"))
+@pytest.mark.parametrize("model", group_options("model"))
+def test_any_optimizer_meets_any_model(compose, choice, model):
+    cfg = compose(f"optimizer={choice}", f"model={model}")
+    net = instantiate(cfg.model)
+    optimizer = instantiate(cfg.optimizer)(net.parameters())
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    assert optimizer.param_groups[0]["lr"] == cfg.optimizer.lr
+
+
+@pytest.mark.parametrize("choice", [c for c in group_options("scheduler") if c != "none"])
+def test_every_scheduler_builds(compose, choice):
+    cfg = compose(f"scheduler={choice}")
+    optimizer = torch.optim.SGD(MLP(hidden=(8,)).parameters(), lr=0.1)
+    kwargs = {"total_steps": 100} if choice == "onecycle" else {}
+    scheduler = instantiate(cfg.scheduler.factory)(optimizer, **kwargs)
+    assert cfg.scheduler.interval in ("epoch", "step")
+    assert hasattr(scheduler, "step")
+
+
+def test_no_scheduler_by_default(compose):
+    assert compose().scheduler is None
+
+
+def test_seed_experiments(compose):
+    good = compose("experiment=good")
+    assert good.model.hidden == [784, 100] and good.model.dropout == 0.2
+    assert good.optimizer._target_ == "torch.optim.SGD" and good.optimizer.lr == 0.01
+    assert good.datamodule.batch_size == 32 and good.trainer.max_epochs == 20
+    assert (good.datamodule.val_split, good.datamodule.val_split_mode) == (0.06, "tail")
+    bad = compose("experiment=bad")
+    assert bad.model.hidden == [784] and bad.model.dropout == 0.0
+    assert bad.optimizer._target_ == "torch.optim.RMSprop" and bad.optimizer.lr == 0.001
+    assert bad.trainer.max_epochs == 3
+    assert (bad.datamodule.val_split, bad.datamodule.val_split_mode) == (0.01, "tail")
+    for cfg in (good, bad):
+        assert cfg.seed == 42
+        assert "early_stopping" not in cfg.callbacks  # every epoch runs
+
+
+def test_callbacks_and_loggers_can_be_switched_off(compose):
+    cfg = compose("callbacks.lr_monitor=null", "callbacks.rich_progress_bar=null", "~logger")
+    assert cfg.callbacks.lr_monitor is None and cfg.get("logger") is None
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("datamodule.val_split=1.5", "datamodule.val_split"),
+        ("datamodule.val_split=0", "datamodule.val_split"),
+        ("optimizer.lr=-0.1", "optimizer.lr"),
+        ("datamodule.batch_size=0", "datamodule.batch_size"),
+        ("trainer.max_epochs=-3", "trainer.max_epochs"),
+        ("model.dropout=1.0", "model.dropout"),
+        ("datamodule.val_split_mode=head", "datamodule.val_split_mode"),
+        ("seed=-1", "seed"),
+    ],
+)
+def test_bad_values_refused_with_key_value_and_allowed(compose, override, key):
+    cfg = compose(override)
+    value = override.split("=", 1)[1]
+    with pytest.raises(ConfigError, match=rf"{key}=.*{value}.* must be "):
+        validate(cfg)
+
+
+def test_unlimited_epochs_allowed(compose):
+    validate(compose("trainer.max_epochs=-1"))

@@ -1,0 +1,143 @@
+"""End to end through train.py on synthetic IDX data: the run folder, summary.json, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_train, synthetic_overrides
+from .tensorboard_read import hparams_session, load_events, scalars
+
+SUMMARY_KEYS = {
+    "experiment", "model", "optimizer", "seed", "params_total", "params_trainable", "n_train",
+    "n_val", "n_test", "epochs_run", "test_loss", "test_acc", "history", "fit_seconds", "run_dir",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def good_run(synthetic_dir: Path, tmp_path_factory) -> tuple[Path, str]:
+    run_dir = tmp_path_factory.mktemp("runs") / "good"
+    result = run_train(
+        "experiment=good", "trainer.max_epochs=3", f"hydra.run.dir={run_dir}",
+        *synthetic_overrides(synthetic_dir),
+    )  # fmt: skip
+    return run_dir, result.stdout + result.stderr
+
+
+def test_run_folder_is_a_complete_record(good_run):
+    run_dir, _ = good_run
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert (run_dir / ".hydra" / "overrides.yaml").is_file()
+    assert (run_dir / "train.log").is_file()
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    assert "Fashion-MNIST from" in (run_dir / "train.log").read_text()
+
+
+def test_summary_json(good_run):
+    run_dir, _ = good_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary.keys() >= SUMMARY_KEYS
+    assert summary["experiment"] == "good" and summary["model"] == "mlp_good"
+    assert summary["optimizer"] == "sgd" and summary["seed"] == 42
+    assert summary["params_total"] == summary["params_trainable"] == 694_950
+    # 600 synthetic training images, 6% held out at the tail
+    assert (summary["n_train"], summary["n_val"], summary["n_test"]) == (564, 36, 200)
+    assert summary["epochs_run"] == 3
+    assert [h["epoch"] for h in summary["history"]] == [1, 2, 3]
+    for entry in summary["history"]:
+        assert set(entry) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc"}
+        assert 0.0 <= entry["train_acc"] <= 1.0 and 0.0 <= entry["val_acc"] <= 1.0
+    assert 0.0 <= summary["test_acc"] <= 1.0 and summary["test_loss"] > 0
+    assert summary["test_acc"] > 0.5, "synthetic classes are easy to tell apart"
+    assert summary["run_dir"] == str(run_dir) and summary["fit_seconds"] > 0
+
+
+def test_tensorboard_curves_per_epoch(good_run):
+    run_dir, _ = good_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    events = load_events(run_dir)
+    tags = events.Tags()["scalars"]
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"):
+        assert tag in tags
+    for stage in ("train", "val"):
+        for metric in ("loss", "acc"):
+            logged = scalars(events, f"{stage}/{metric}")
+            assert [step for step, _ in logged] == [1, 2, 3], "once per epoch, epoch on x-axis"
+            expected = [h[f"{stage}_{metric}"] for h in summary["history"]]
+            assert [v for _, v in logged] == pytest.approx(expected, rel=1e-5)
+    assert scalars(events, "test/acc")[-1][1] == pytest.approx(summary["test_acc"], rel=1e-5)
+
+
+def test_tensorboard_train_and_val_on_one_chart(good_run):
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    run_dir, _ = good_run
+    events = load_events(run_dir)
+    raw = events.PluginTagToContent("custom_scalars")
+    assert raw, "no custom-scalars layout written"
+    layout = layout_pb2.Layout()
+    layout.ParseFromString(events.Tensors(next(iter(raw)))[0].tensor_proto.string_val[0])
+    charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
+    assert ["train/loss", "val/loss"] in charts.values()
+    assert ["train/acc", "val/acc"] in charts.values()
+
+
+def test_tensorboard_hparams_hold_real_metrics(good_run):
+    run_dir, _ = good_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    events = load_events(run_dir)
+    params, metric_tags = hparams_session(events)
+    assert params["choice/model"] == "mlp_good" and params["optimizer.lr"] == 0.01
+    assert {"hp/best_val_acc", "hp/test_acc"} <= set(metric_tags)
+    assert scalars(events, "hp/test_acc")[-1][1] == pytest.approx(summary["test_acc"], rel=1e-5)
+    best = max(h["val_acc"] for h in summary["history"])
+    assert scalars(events, "hp/best_val_acc")[-1][1] == pytest.approx(best, rel=1e-5)
+
+
+def test_console_summary(good_run):
+    run_dir, output = good_run
+    assert "test accuracy" in output and "694,950" in output
+    assert "tensorboard --logdir" in output
+
+
+def test_run_folder_is_never_reused(good_run, synthetic_dir):
+    run_dir, _ = good_run
+    result = run_train(
+        "debug=fast", f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir), check=False
+    )
+    assert result.returncode != 0
+    assert "already holds a run" in result.stdout + result.stderr
+
+
+def test_bad_value_refused_before_any_work(synthetic_dir, tmp_path):
+    run_dir = tmp_path / "refused"
+    result = run_train(
+        "datamodule.val_split=1.5", f"hydra.run.dir={run_dir}",
+        *synthetic_overrides(synthetic_dir), check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "datamodule.val_split=1.5" in result.stdout + result.stderr
+    assert not (run_dir / "checkpoints").exists()
+    assert not list(run_dir.glob("events.out.tfevents.*"))
+
+
+def test_unknown_optimizer_lists_choices(synthetic_dir, tmp_path):
+    result = run_train("optimizer=adagrad", f"hydra.run.dir={tmp_path}", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "adagrad" in output and "rmsprop" in output and "sgd" in output
+
+
+def test_data_not_found_names_every_place(tmp_path):
+    result = run_train(
+        f"datamodule.data_dir={tmp_path / 'nowhere'}", f"datamodule.system_dir={tmp_path / 'sys'}",
+        "datamodule.download=false", f"hydra.run.dir={tmp_path / 'run'}", check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert str(tmp_path / "nowhere") in output and str(tmp_path / "sys") in output
+    assert "apt-get install dataset-fashion-mnist" in output

@@ -1,0 +1,25 @@
+"""Train a model: `python train.py experiment=good`, `python train.py -m optimizer=sgd,rmsprop`."""
+
+import os
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+import goodfit.resolvers  # noqa: F401  (registers the resolvers the configs use)
+from goodfit.errors import report_user_errors
+
+os.environ.setdefault("GOODFIT_ROOT", str(Path(__file__).resolve().parent))
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@report_user_errors
+def main(cfg: DictConfig) -> float | None:
+    from goodfit.train import run
+
+    # The value a Hydra sweeper (e.g. Optuna) optimises.
+    return run(cfg).get("best_val_acc")
+
+
+if __name__ == "__main__":
+    main()
