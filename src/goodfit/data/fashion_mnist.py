@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import logging
+import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import lightning as L
