@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from goodfit.config import ConfigError, validate
-from goodfit.models import MLP
+from goodfit.models import MLP, build_network
 
 from .conftest import group_options
 
@@ -32,7 +32,7 @@ def test_every_option_composes_and_validates(compose, override):
 @pytest.mark.parametrize("model", group_options("model"))
 def test_any_optimizer_meets_any_model(compose, choice, model):
     cfg = compose(f"optimizer={choice}", f"model={model}")
-    net = instantiate(cfg.model)
+    net = build_network(cfg.model)
     optimizer = instantiate(cfg.optimizer)(net.parameters())
     assert isinstance(optimizer, torch.optim.Optimizer)
     assert optimizer.param_groups[0]["lr"] == cfg.optimizer.lr

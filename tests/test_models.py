@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
-from goodfit.models import MLP
+from goodfit.models import MLP, build_network
 
 
 def count(net: torch.nn.Module) -> int:
@@ -15,7 +14,7 @@ def count(net: torch.nn.Module) -> int:
 
 @pytest.mark.parametrize(("choice", "params"), [("mlp_good", 694_950), ("mlp_bad", 623_290)])
 def test_report_parameter_counts(compose, choice, params):
-    net = instantiate(compose(f"model={choice}").model)
+    net = build_network(compose(f"model={choice}").model)
     assert count(net) == params
     assert net(torch.rand(3, 1, 28, 28)).shape == (3, 10)
 
@@ -47,3 +46,22 @@ def test_glorot_init_zero_biases():
 def test_bad_arguments_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         MLP(**kwargs)
+
+
+def test_compile_option_keeps_state_dict_keys(compose, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append(self))
+    cfg = compose("model=mlp_good", "model.compile=true")
+    net = build_network(cfg.model)
+    assert compiled == [net]
+    plain = build_network(compose("model=mlp_good").model)
+    assert net.state_dict().keys() == plain.state_dict().keys()
+
+
+def test_compiled_network_computes_the_same(compose):
+    torch.manual_seed(0)
+    net = build_network(compose("model=mlp_bad").model).eval()
+    x = torch.rand(4, 1, 28, 28)
+    expected = net(x)
+    net.compile(backend="eager")  # the real torch.compile path, without a C++ build
+    assert torch.allclose(net(x), expected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -12,6 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
+
+from goodfit.timing import process_start_time
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
@@ -63,7 +66,9 @@ class Classifier(L.LightningModule):
         self.val_metrics = StageMetrics(num_classes)
         self.test_metrics = StageMetrics(num_classes)
         self.history: list[dict[str, float | int | None]] = []
+        self.startup_seconds: float | None = None
         self._val: dict[str, float] = {}
+        self._epoch_started = 0.0
 
     def stage_metrics(self, stage: str) -> StageMetrics:
         return getattr(self, f"{stage}_metrics")
@@ -95,6 +100,13 @@ class Classifier(L.LightningModule):
         self.log("step", float(self.current_epoch + (stage != "test")))
         return {name: float(value) for name, value in values.items()}
 
+    def on_train_start(self) -> None:
+        if self.startup_seconds is None:
+            self.startup_seconds = time.time() - process_start_time()
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_started = time.perf_counter()
+
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self.val_metrics.compute_and_reset()
@@ -110,6 +122,7 @@ class Classifier(L.LightningModule):
                 "train_acc": train["acc"],
                 "val_loss": self._val.get("loss"),
                 "val_acc": self._val.get("acc"),
+                "seconds": round(time.perf_counter() - self._epoch_started, 4),
             }
         )
         self._val = {}

@@ -73,6 +73,18 @@ def hparams_for_tensorboard(cfg: DictConfig, choices: dict[str, Any]) -> dict[st
     return params
 
 
+def peak_memory_mb(trainer: Any) -> float:
+    """Peak accelerator memory when training on one, else the process's peak RSS."""
+    import torch
+
+    from goodfit.timing import peak_rss_mb
+
+    device = trainer.strategy.root_device
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return peak_rss_mb()
+
+
 def quiet_library_noise() -> None:
     """One copy of each log line, and none of the warnings that do not apply to goodfit."""
     root = logging.getLogger()
@@ -94,6 +106,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 
+    from goodfit.models import build_network
     from goodfit.module import Classifier
     from goodfit.summary import print_summary, write_json_atomic
     from goodfit.tensorboard import add_curves_layout, log_hparams
@@ -105,7 +118,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.datamodule)
     datamodule.prepare_data()  # fail on missing or damaged data before building anything else
     datamodule.load()
-    net = instantiate(cfg.model)
+    net = build_network(cfg.model)
     scheduler = cfg.get("scheduler")
     model = Classifier(
         net=net,
@@ -154,6 +167,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "best_checkpoint": str(best_path) if best_path else None,
         "history": history,
         "fit_seconds": round(fit_seconds, 3),
+        "startup_seconds": round(model.startup_seconds or 0.0, 3),
+        "peak_memory_mb": round(peak_memory_mb(trainer), 1),
         "device": str(trainer.strategy.root_device),
         "torch": torch.__version__,
         "run_dir": str(run_dir),

@@ -1,5 +1,6 @@
 """Lightning callbacks that goodfit adds to every run."""
 
 from goodfit.callbacks.config_in_checkpoint import ConfigInCheckpoint
+from goodfit.callbacks.progress import ThrottledRichProgressBar
 
-__all__ = ["ConfigInCheckpoint"]
+__all__ = ["ConfigInCheckpoint", "ThrottledRichProgressBar"]

@@ -1,5 +1,6 @@
 """Networks: plain `torch.nn.Module`s, no Lightning inside."""
 
+from goodfit.models.build import build_network
 from goodfit.models.mlp import MLP
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "build_network"]

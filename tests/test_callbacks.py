@@ -1,0 +1,55 @@
+"""goodfit's own callbacks, exercised through a real Lightning Trainer."""
+
+from __future__ import annotations
+
+import functools
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import RichProgressBar
+
+from goodfit.callbacks import ThrottledRichProgressBar
+from goodfit.data.batches import TensorBatches
+from goodfit.models import MLP
+from goodfit.module import Classifier
+
+
+def tiny_fit(callbacks: list, n: int = 40, batch_size: int = 4, epochs: int = 1) -> Classifier:
+    x, y = torch.rand(n, 1, 28, 28), torch.randint(0, 10, (n,))
+    model = Classifier(MLP(hidden=(8,)), functools.partial(torch.optim.SGD, lr=0.1))
+    trainer = L.Trainer(
+        max_epochs=epochs, accelerator="cpu", callbacks=callbacks, logger=False,
+        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(
+        model,
+        train_dataloaders=TensorBatches(x, y, batch_size, shuffle=True),
+        val_dataloaders=TensorBatches(x, y, 20, shuffle=False),
+    )
+    return model
+
+
+def test_progress_bar_updates_every_n_batches_and_at_epoch_end(monkeypatch):
+    updates: list[int] = []
+    original = RichProgressBar.on_train_batch_end
+
+    def counting(self, trainer, pl_module, outputs, batch, batch_idx):
+        updates.append(batch_idx + 1)
+        original(self, trainer, pl_module, outputs, batch, batch_idx)
+
+    monkeypatch.setattr(RichProgressBar, "on_train_batch_end", counting)
+    tiny_fit([ThrottledRichProgressBar(update_every=4)], n=40, batch_size=4, epochs=2)
+    assert updates == [4, 8, 10] * 2  # 10 batches an epoch: every 4th, and the last
+
+
+def test_progress_bar_rejects_bad_interval():
+    with pytest.raises(ValueError, match="update_every=0"):
+        ThrottledRichProgressBar(update_every=0)
+
+
+def test_history_records_epoch_seconds_and_startup():
+    model = tiny_fit([], epochs=2)
+    assert [h["epoch"] for h in model.history] == [1, 2]
+    assert all(h["seconds"] > 0 for h in model.history)
+    assert model.startup_seconds is not None and model.startup_seconds > 0
