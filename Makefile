@@ -8,7 +8,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train test lint format tensorboard clean
+.PHONY: help install data train test bench lint format tensorboard clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ train: install data ## Train the report's good model (ARGS="trainer.max_epochs=5
 
 test: install data ## Run the tests (integration tests use the real data when it is installed)
 	$(PY) -m pytest $(ARGS)
+
+bench: install data ## Time goodfit against a plain PyTorch loop (ARGS="--compile" etc.)
+	$(PY) -m goodfit.bench $(ARGS)
 
 lint: install ## Check style with ruff
 	$(VENV)/bin/ruff check .

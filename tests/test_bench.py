@@ -1,0 +1,38 @@
+"""The benchmark runs end to end (its figures are read, never asserted as times)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from goodfit import bench
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.realdata
+
+
+def test_epoch_time_leaves_out_warm_up():
+    assert bench.epoch_time({"epoch_seconds": [9.0, 2.0, 3.0, 4.0]}) == 3.0
+    assert bench.epoch_time({"epoch_seconds": [5.0]}) == 5.0
+
+
+def test_bench_compares_template_and_loop(real_data_dir, tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "goodfit.bench", "--epochs", "1", "--batch-sizes", "512",
+         "--experiments", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Machine:" in result.stdout and "plain PyTorch loop" in result.stdout
+    data = json.loads(out.read_text())
+    runs = {row["run"]: row for row in data["per_epoch"]}
+    assert set(runs) == {"plain PyTorch loop", "goodfit"}
+    loop, template = runs["plain PyTorch loop"], runs["goodfit"]
+    assert template["ratio"] == pytest.approx(template["s/epoch"] / loop["s/epoch"], rel=0.02)
+    assert template["samples/s"] > 0 and template["peak MiB"] > 0 and template["startup s"] > 0
+    assert data["machine"]["cores"] >= 1 and data["machine"]["torch"]
