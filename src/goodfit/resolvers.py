@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -29,14 +30,31 @@ def swept_keys(sweep_dir: Path) -> set[str] | None:
     return {o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()}
 
 
-def job_dirname(sweep_dir: str, task_overrides: Sequence[str], job_num: int | str) -> str:
+def _short(override: str) -> str:
+    """`optimizer.lr=0.00029380279387035364` → `optimizer.lr=0.0002938`: a label, not a value."""
+    key, _, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    return f"{key}={number:.4g}" if "." in value or "e" in value.lower() else override
+
+
+def job_dirname(
+    sweep_dir: str, task_overrides: Sequence[str], job_num: int | str, search_params: Any = None
+) -> str:
     """A multirun job's folder, named after the overrides its sweep varies (`optimizer=sgd`).
 
     Overrides shared by every job (a data folder, a number of epochs) stay out of the name.
-    When the swept keys are unknown, every override is used, with `/` replaced so the name
-    stays one folder; `job<N>` when there is nothing to name it by.
+    A search (e.g. Optuna) varies the keys of `hydra.sweeper.params`; its trials are named
+    `trial<N>-…`, since a search may try the same values twice. When the varied keys are
+    unknown, every override is used. `/` is replaced so the name stays one folder.
     """
     overrides = [str(o) for o in task_overrides]
+    if search_params:
+        varied = {str(key) for key in search_params}
+        name = ",".join(_short(o) for o in overrides if _key(o) in varied)
+        return f"trial{job_num}-{name}".replace("/", "_")
     swept = swept_keys(Path(sweep_dir))
     if swept is not None:
         overrides = [o for o in overrides if _key(o) in swept]
@@ -44,11 +62,20 @@ def job_dirname(sweep_dir: str, task_overrides: Sequence[str], job_num: int | st
     return name or f"job{job_num}"
 
 
+def sqlite_url(path: str) -> str:
+    """An SQLite URL for `path`, creating its folder (Optuna opens it before Hydra makes it)."""
+    db = Path(path).expanduser().resolve()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{db}"
+
+
 def register() -> None:
     if not OmegaConf.has_resolver("goodfit.uid"):
         OmegaConf.register_new_resolver("goodfit.uid", lambda: RUN_UID)
     if not OmegaConf.has_resolver("goodfit.job_dir"):
         OmegaConf.register_new_resolver("goodfit.job_dir", job_dirname)
+    if not OmegaConf.has_resolver("goodfit.sqlite"):
+        OmegaConf.register_new_resolver("goodfit.sqlite", sqlite_url, use_cache=True)
 
 
 register()

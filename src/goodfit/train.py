@@ -170,6 +170,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "startup_seconds": round(model.startup_seconds or 0.0, 3),
         "peak_memory_mb": round(peak_memory_mb(trainer), 1),
         "device": str(trainer.strategy.root_device),
+        "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "run_dir": str(run_dir),
     }

@@ -1,0 +1,99 @@
+"""Sweeps on the engines researchers use: joblib, submitit, Optuna; and the sweep's table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import pytest
+
+from goodfit.resolvers import job_dirname
+
+from .conftest import run_train, synthetic_overrides
+
+
+def table(sweep) -> list[dict[str, str]]:
+    with open(sweep / "summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def job_folders(sweep) -> list[str]:
+    return sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def test_joblib_runs_jobs_in_parallel_without_oversubscribing(synthetic_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    run_train(
+        "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer=sgd,rmsprop",
+        "debug=fast", f"hydra.sweep.dir={sweep}", *synthetic_overrides(synthetic_dir),
+    )  # fmt: skip
+    assert job_folders(sweep) == ["optimizer=rmsprop", "optimizer=sgd"]
+    threads = [
+        json.loads((sweep / j / "summary.json").read_text())["threads"] for j in job_folders(sweep)
+    ]
+    assert sum(threads) <= max(2, os.cpu_count() or 1), "jobs x threads must fit the cores"
+    assert [row["status"] for row in table(sweep)] == ["completed", "completed"]
+
+
+def test_submitit_local(synthetic_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    run_train(
+        "-m", "hydra/launcher=submitit_local", "optimizer=sgd,adam", "debug=fast",
+        f"hydra.sweep.dir={sweep}", *synthetic_overrides(synthetic_dir),
+    )  # fmt: skip
+    assert job_folders(sweep) == ["optimizer=adam", "optimizer=sgd"]
+    assert all((sweep / job / "summary.json").is_file() for job in job_folders(sweep))
+
+
+def test_optuna_search_is_seeded_resumable_and_reports_the_best(synthetic_dir, tmp_path):
+    sweep = tmp_path / "search"
+    args = ["hparams_search=optuna", "hydra.sweeper.n_trials=2", "debug=fast",
+            f"hydra.sweep.dir={sweep}", *synthetic_overrides(synthetic_dir)]  # fmt: skip
+    run_train(*args)
+    trials = job_folders(sweep)
+    assert [t.split("-", 1)[0] for t in trials] == ["trial0", "trial1"]
+    assert (sweep / "optuna.db").is_file()
+    best = (sweep / "optimization_results.yaml").read_text()
+    assert "best_params" in best and "optimizer.lr" in best and "best_value" in best
+    rows = table(sweep)
+    assert len(rows) == 2 and all(row["status"] == "completed" for row in rows)
+    best_value = max(float(row["best_val_acc"]) for row in rows)
+    assert f"best_value: {best_value}"[:18] in best  # the sweeper optimised what train.py returned
+
+
+def test_failed_job_is_listed_and_the_others_still_run(synthetic_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_train(
+        "-m", "optimizer.lr=-1,0.01", "debug=fast", f"hydra.sweep.dir={sweep}",
+        *synthetic_overrides(synthetic_dir), check=False,
+    )  # fmt: skip
+    assert result.returncode != 0  # the sweep reports its failure
+    rows = {row["overrides"].split()[0]: row for row in table(sweep)}
+    assert rows["optimizer.lr=-1"]["status"] == "failed"
+    assert "optimizer.lr=-1" in rows["optimizer.lr=-1"]["error"]
+    assert rows["optimizer.lr=0.01"]["status"] == "completed"
+    assert float(rows["optimizer.lr=0.01"]["test_acc"]) > 0
+    markdown = (sweep / "summary.md").read_text()
+    assert "| failed |" in markdown and "| completed |" in markdown
+
+
+@pytest.mark.parametrize(
+    ("overrides", "params", "expected"),
+    [
+        (["optimizer=sgd", "trainer.max_epochs=2"], None, "optimizer=sgd,trainer.max_epochs=2"),
+        ([], None, "job3"),
+        (["datamodule.data_dir=/a/b"], None, "datamodule.data_dir=_a_b"),
+        (["optimizer.lr=0.00029380279387", "seed=1"], {"optimizer.lr": "x"},
+         "trial3-optimizer.lr=0.0002938"),
+    ],
+)  # fmt: skip
+def test_job_folder_names(tmp_path, overrides, params, expected):
+    assert job_dirname(str(tmp_path), overrides, 3, params) == expected
+
+
+def test_slurm_launcher_config_composes():
+    result = run_train("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "--cfg", "hydra")
+    launcher = result.stdout.split("  launcher:", 1)[1]
+    assert "SlurmLauncher" in launcher and "partition: gpu" in launcher
+    assert "timeout_min: 240" in launcher and "max_num_timeout: 0" in launcher
