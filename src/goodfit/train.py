@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from goodfit.config import validate
+from goodfit.distributed import is_rank_zero, use_job_relaunch
 from goodfit.errors import RunFolderInUseError
 
 log = logging.getLogger(__name__)
@@ -93,13 +94,16 @@ def quiet_library_noise() -> None:
     # goodfit logs once per epoch, so the per-step logging interval is irrelevant.
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+    # goodfit logs torchmetrics values, which are already synced across processes.
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one model as `cfg` says; write the run's record; return its summary."""
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    check_run_dir_unused(run_dir)
+    if is_rank_zero():  # DDP children share rank 0's folder
+        check_run_dir_unused(run_dir)
 
     import lightning as L
     import torch
@@ -139,6 +143,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         enable_progress_bar=any(isinstance(cb, ProgressBar) for cb in callbacks),
     )
     add_curves_layout(loggers)
+    use_job_relaunch()
 
     started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
@@ -174,6 +179,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "torch": torch.__version__,
         "run_dir": str(run_dir),
     }
+    if not trainer.is_global_zero:
+        return summary
     write_json_atomic(run_dir / "summary.json", summary)
     log_hparams(
         loggers,

@@ -31,6 +31,11 @@ class TensorBatches:
 
     Shuffled loaders permute the whole tensor once per epoch (one gather, on the device the
     tensors live on) and then yield contiguous slices, which cost nothing per step.
+
+    With several processes (`world_size` > 1) each takes every `world_size`-th sample of the
+    same permutation, starting at its `rank`: disjoint shards. A shuffled (training) loader
+    drops the remainder so every process runs the same number of steps; an evaluation loader
+    keeps every sample exactly once, so synced metrics equal a one-process run's.
     """
 
     def __init__(
@@ -41,21 +46,38 @@ class TensorBatches:
         shuffle: bool,
         seed: int = 0,
         drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
         self.images, self.labels = images, labels
         self.batch_size, self.drop_last = batch_size, drop_last
+        self.rank, self.world_size = rank, world_size
         self.sampler = EpochPermutation(len(images), seed, shuffle)
         self.batch_sampler = None  # Lightning looks for it beside `sampler`, as on a DataLoader
 
-    def __len__(self) -> int:
+    def _shard_size(self) -> int:
         n = len(self.images)
+        if self.world_size == 1:
+            return n
+        if self.sampler.shuffle:
+            return n // self.world_size
+        return len(range(self.rank, n, self.world_size))
+
+    def __len__(self) -> int:
+        n = self._shard_size()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         images, labels = self.images, self.labels
         order = self.sampler.order()
+        if self.world_size > 1:
+            if order is None:
+                order = torch.arange(len(images))
+            order = order[self.rank :: self.world_size][: self._shard_size()]
         if order is not None:
             order = order.to(images.device)
             images, labels = images[order], labels[order]

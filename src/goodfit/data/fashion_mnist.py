@@ -180,16 +180,24 @@ class FashionMNISTDataModule(L.LightningDataModule):
         return {"n_train": len(self.train.labels), "n_val": len(self.val.labels),
                 "n_test": len(self.test.labels)}  # fmt: skip
 
+    def _shard(self) -> dict[str, int]:
+        """This process's place among the trainer's processes (one process: rank 0 of 1)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return {"rank": 0, "world_size": 1}
+        return {"rank": trainer.global_rank, "world_size": trainer.world_size}
+
     def train_dataloader(self) -> TensorBatches:
         assert self.train is not None
-        return TensorBatches(
-            self.train.images, self.train.labels, self.batch_size, shuffle=True, seed=self.seed
-        )
+        return TensorBatches(self.train.images, self.train.labels, self.batch_size,
+                             shuffle=True, seed=self.seed, **self._shard())  # fmt: skip
 
     def val_dataloader(self) -> TensorBatches:
         assert self.val is not None
-        return TensorBatches(self.val.images, self.val.labels, self.eval_batch_size, False)
+        return TensorBatches(self.val.images, self.val.labels, self.eval_batch_size, False,
+                             **self._shard())  # fmt: skip
 
     def test_dataloader(self) -> TensorBatches:
         assert self.test is not None
-        return TensorBatches(self.test.images, self.test.labels, self.eval_batch_size, False)
+        return TensorBatches(self.test.images, self.test.labels, self.eval_batch_size, False,
+                             **self._shard())  # fmt: skip
