@@ -61,6 +61,14 @@ def test_optuna_search_is_seeded_resumable_and_reports_the_best(synthetic_dir, t
     best_value = max(float(row["best_val_acc"]) for row in rows)
     assert f"best_value: {best_value}"[:18] in best  # the sweeper optimised what train.py returned
 
+    # the same sweep folder again: the study goes on from its SQLite storage
+    run_train(*args[:1], "hydra.sweeper.n_trials=1", *args[2:])
+    import optuna
+
+    study = optuna.load_study(study_name="goodfit", storage=f"sqlite:///{sweep / 'optuna.db'}")
+    assert len(study.trials) == 3
+    assert len(table(sweep)) == 3, "the earlier trials keep their rows"
+
 
 def test_failed_job_is_listed_and_the_others_still_run(synthetic_dir, tmp_path):
     sweep = tmp_path / "sweep"

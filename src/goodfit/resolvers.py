@@ -69,11 +69,29 @@ def sqlite_url(path: str) -> str:
     return f"sqlite:///{db}"
 
 
+def search_seed(seed: int, db_path: str) -> int:
+    """The sampler's seed: `seed` plus the trials the study already holds, so a resumed search
+    proposes new values instead of replaying its first trials (a fresh search uses `seed`)."""
+    import sqlite3
+
+    db = Path(db_path)
+    if not db.is_file():
+        return int(seed)
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            (count,) = connection.execute("SELECT COUNT(*) FROM trials").fetchone()
+    except sqlite3.Error:  # a database without a trials table yet
+        count = 0
+    return int(seed) + int(count)
+
+
 def register() -> None:
     if not OmegaConf.has_resolver("goodfit.uid"):
         OmegaConf.register_new_resolver("goodfit.uid", lambda: RUN_UID)
     if not OmegaConf.has_resolver("goodfit.job_dir"):
         OmegaConf.register_new_resolver("goodfit.job_dir", job_dirname)
+    if not OmegaConf.has_resolver("goodfit.search_seed"):
+        OmegaConf.register_new_resolver("goodfit.search_seed", search_seed, use_cache=True)
     if not OmegaConf.has_resolver("goodfit.sqlite"):
         OmegaConf.register_new_resolver("goodfit.sqlite", sqlite_url, use_cache=True)
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ def job_row(job_return: JobReturn, run_dir: Path, job_num: int) -> dict[str, Any
     verdict = summary.get("verdict", "")
     return {
         "num": job_num,
+        "ended": time.time(),
         "job": run_dir.name,
         "overrides": " ".join(job_return.overrides or []),
         "status": "failed" if failed else "completed",
@@ -74,7 +77,7 @@ def render_csv(rows: list[dict[str, Any]]) -> str:
 def write_tables(sweep_dir: Path) -> list[dict[str, Any]]:
     """Rebuild summary.csv and summary.md from every job row written so far."""
     rows = [json.loads(p.read_text()) for p in (sweep_dir / ROWS_DIR).glob("*.json")]
-    rows.sort(key=lambda row: row["num"])
+    rows.sort(key=lambda row: (row["num"], row["ended"]))
     for name, text in (("summary.csv", render_csv(rows)), ("summary.md", render_markdown(rows))):
         tmp = sweep_dir / f".{name}.tmp"
         tmp.write_text(text)
@@ -94,7 +97,9 @@ class SweepSummary(Callback):
         row = job_row(job_return, run_dir, int(hydra_cfg.job.num))
         rows_dir = sweep_dir / ROWS_DIR
         rows_dir.mkdir(parents=True, exist_ok=True)
-        (rows_dir / f"{row['num']:05d}.json").write_text(json.dumps(row))
+        # keyed by folder: a resumed search numbers its jobs from 0 again
+        key = hashlib.sha1(str(run_dir).encode()).hexdigest()[:16]
+        (rows_dir / f"{key}.json").write_text(json.dumps(row))
         with open(sweep_dir / ".summary.lock", "w") as lock:  # jobs may end at the same time
             fcntl.flock(lock, fcntl.LOCK_EX)
             write_tables(sweep_dir)
