@@ -53,3 +53,25 @@ def test_history_records_epoch_seconds_and_startup():
     assert [h["epoch"] for h in model.history] == [1, 2]
     assert all(h["seconds"] > 0 for h in model.history)
     assert model.startup_seconds is not None and model.startup_seconds > 0
+
+
+def test_stage_metrics_equal_torchmetrics_over_uneven_batches():
+    import torch.nn.functional as F
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from goodfit.module import StageMetrics
+
+    torch.manual_seed(0)
+    metrics, reference = StageMetrics(), MulticlassAccuracy(10, average="micro")
+    losses, sizes = [], []
+    for n in (32, 32, 7):
+        logits, target = torch.randn(n, 10), torch.randint(0, 10, (n,))
+        loss = F.cross_entropy(logits, target)
+        metrics.update(loss, logits, target)
+        reference.update(logits, target)
+        losses.append(float(loss) * n)
+        sizes.append(n)
+    values = metrics.compute_and_reset()
+    assert float(values["acc"]) == pytest.approx(float(reference.compute()), abs=1e-6)
+    assert float(values["loss"]) == pytest.approx(sum(losses) / sum(sizes), rel=1e-6)
+    assert float(metrics.totals.sum()) == 0.0, "reset for the next epoch"
