@@ -32,6 +32,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v is None or (_is_int(v) and (v >= 1 or v == -1)),
         "an integer >= 1, or -1 for no limit",
     ),
+    "datamodule.train_subset": (
+        lambda v: v is None or (_is_int(v) and v >= 1),
+        "an integer >= 1 (images per class), or null for all",
+    ),
     "optimizer.lr": (lambda v: _is_number(v) and v > 0, "a number > 0"),
     "model.dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
 }

@@ -38,11 +38,11 @@ def check_run_dir_unused(run_dir: Path) -> None:
         )
 
 
-def build_callbacks(cfg: DictConfig) -> list[Any]:
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Any]:
     """The configured callbacks, skipping any set to null, plus goodfit's own."""
     from hydra.utils import instantiate
 
-    from goodfit.callbacks import ConfigInCheckpoint
+    from goodfit.callbacks import AugmentationPreview, ConfigInCheckpoint
 
     callbacks = []
     for name, cb_cfg in (cfg.get("callbacks") or {}).items():
@@ -53,6 +53,8 @@ def build_callbacks(cfg: DictConfig) -> list[Any]:
             continue
         callbacks.append(instantiate(cb_cfg))
     callbacks.append(ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
+    if cfg.get("augmentation"):
+        callbacks.append(AugmentationPreview(run_dir))
     return callbacks
 
 
@@ -119,7 +121,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     choices = hydra_choices()
 
-    datamodule = instantiate(cfg.datamodule)
+    augmentation = instantiate(cfg.augmentation) if cfg.get("augmentation") else None
+    datamodule = instantiate(cfg.datamodule, augmentation=augmentation)
     datamodule.prepare_data()  # fail on missing or damaged data before building anything else
     datamodule.load()
     net = build_network(cfg.model)
@@ -133,7 +136,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         num_classes=len(datamodule.class_names),
     )
 
-    callbacks = build_callbacks(cfg)
+    callbacks = build_callbacks(cfg, run_dir)
     loggers = build_loggers(cfg)
     trainer: L.Trainer = instantiate(
         cfg.trainer,

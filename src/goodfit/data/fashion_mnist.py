@@ -6,10 +6,11 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import torch
+from torch import nn
 
 from goodfit.data.batches import TensorBatches
 from goodfit.data.idx import IDXError, read_idx
@@ -101,6 +102,22 @@ def split_indices(
     return order[: n - n_val], order[n - n_val :]
 
 
+def per_class_subset(labels: torch.Tensor, indices: torch.Tensor, per_class: int,
+                     seed: int) -> torch.Tensor:  # fmt: skip
+    """`per_class` of `indices` for every class, chosen at random with `seed` (in data order)."""
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for label in labels.unique().tolist():
+        members = indices[labels == label]
+        if len(members) < per_class:
+            raise ValueError(
+                f"datamodule.train_subset={per_class}: class {label} has only {len(members)} "
+                "training images"
+            )
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    return torch.cat(chosen).sort().values
+
+
 class FashionMNISTDataModule(L.LightningDataModule):
     """Fashion-MNIST from IDX files, held in memory (on the accelerator when there is one)."""
 
@@ -116,6 +133,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
         val_split_mode: Literal["tail", "random"] = "tail",
         normalize: Literal["scale", "standardize"] = "scale",
         seed: int = 42,
+        train_subset: int | None = None,
+        augmentation: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if normalize not in ("scale", "standardize"):
@@ -127,6 +146,10 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_split, self.val_split_mode = val_split, val_split_mode
         self.normalize, self.seed = normalize, seed
+        if train_subset is not None and (isinstance(train_subset, bool) or train_subset < 1):
+            raise ValueError(f"datamodule.train_subset={train_subset}: must be an integer >= 1")
+        self.train_subset = train_subset
+        self.augmentation = augmentation
         self.class_names = CLASS_NAMES
         self.train: Split | None = None
         self.val: Split | None = None
@@ -156,6 +179,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
             mean, std = images[train_idx].mean(), images[train_idx].std()
             images, test_images = (images - mean) / std, (test_images - mean) / std
         labels, test_labels = raw["train_labels"].long(), raw["test_labels"].long()
+        if self.train_subset is not None:
+            train_idx = per_class_subset(labels[train_idx], train_idx, self.train_subset, self.seed)
         self.train = Split(images[train_idx], labels[train_idx])
         self.val = Split(images[val_idx], labels[val_idx])
         self.test = Split(test_images, test_labels)
@@ -166,6 +191,13 @@ class FashionMNISTDataModule(L.LightningDataModule):
         device = self._device()
         for split in (self.train, self.val, self.test):
             split.images, split.labels = split.images.to(device), split.labels.to(device)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches on the device they train on; never validation or test."""
+        if self.augmentation is None or not self.trainer or not self.trainer.training:
+            return batch
+        images, labels = batch
+        return self.augmentation(images), labels
 
     def _device(self) -> torch.device:
         """The accelerator's device when training on one, so no batch is copied per step."""

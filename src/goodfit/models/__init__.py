@@ -1,6 +1,7 @@
 """Networks: plain `torch.nn.Module`s, no Lightning inside."""
 
 from goodfit.models.build import build_network
+from goodfit.models.cnn import CNN, ResNet
 from goodfit.models.mlp import MLP
 
-__all__ = ["MLP", "build_network"]
+__all__ = ["CNN", "MLP", "ResNet", "build_network"]

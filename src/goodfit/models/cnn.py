@@ -1,0 +1,97 @@
+"""Convnets for 28×28 images: a small one, and a small residual network with batch norm."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+
+class CNN(nn.Module):
+    """Few layers and filters, ReLU: [Conv 3×3 → ReLU → Conv 3×3 → ReLU → MaxPool] per width,
+    then a small dense head. `features` is the backbone and `classifier` the head, so transfer
+    learning can freeze or replace either."""
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (32, 64),
+        hidden: int = 128,
+        dropout: float = 0.3,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        image_size: int = 28,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"model.dropout={dropout}: must be in [0, 1)")
+        layers: list[nn.Module] = []
+        width = in_channels
+        for out in channels:
+            layers += [nn.Conv2d(width, out, 3, padding=1), nn.ReLU(inplace=True),
+                       nn.Conv2d(out, out, 3, padding=1), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]  # fmt: skip
+            width = out
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        side = image_size // 2 ** len(channels)
+        self.classifier = nn.Sequential(
+            nn.Linear(width * side * side, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )  # fmt: skip
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions with batch norm and a shortcut (He et al., 2016)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )  # fmt: skip
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """A small ResNet for 28×28 images: a 3×3 stem, `blocks` BasicBlocks per stage (the first of
+    each stage after the first halves the size), global average pooling, a linear head."""
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (32, 64, 128),
+        blocks: int = 2,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if blocks < 1:
+            raise ValueError(f"model.blocks={blocks}: must be >= 1")
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
+            nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True),
+        ]  # fmt: skip
+        width = widths[0]
+        for stage, out in enumerate(widths):
+            for block in range(blocks):
+                stride = 2 if stage > 0 and block == 0 else 1
+                layers.append(BasicBlock(width, out, stride))
+                width = out
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))
