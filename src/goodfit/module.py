@@ -24,6 +24,9 @@ class StageMetrics(nn.Module):
         super().__init__()
         self.loss = MeanMetric(nan_strategy="disable")
         self.acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        # Saved in checkpoints, so a run resumed mid-epoch ends the epoch with the same figures.
+        self.loss.persistent(True)
+        self.acc.persistent(True)
 
     def update(self, loss: Tensor, logits: Tensor, target: Tensor) -> None:
         self.loss.update(loss.detach(), weight=target.numel())

@@ -44,11 +44,25 @@ def job_dirname(sweep_dir: str, task_overrides: Sequence[str], job_num: int | st
     return name or f"job{job_num}"
 
 
+def resume_or(resume: str | None, new_run_dir: str) -> str:
+    """The run folder: the one being resumed (`resume=<folder>`), else a new one."""
+    return resume if resume else new_run_dir
+
+
+def unless_resuming(resume: str | None, value: str) -> str | None:
+    """`value`, or None when resuming (the resumed folder keeps its original `.hydra/`)."""
+    return None if resume else value
+
+
 def register() -> None:
     if not OmegaConf.has_resolver("goodfit.uid"):
         OmegaConf.register_new_resolver("goodfit.uid", lambda: RUN_UID)
     if not OmegaConf.has_resolver("goodfit.job_dir"):
         OmegaConf.register_new_resolver("goodfit.job_dir", job_dirname)
+    if not OmegaConf.has_resolver("goodfit.resume_or"):
+        OmegaConf.register_new_resolver("goodfit.resume_or", resume_or)
+    if not OmegaConf.has_resolver("goodfit.unless_resuming"):
+        OmegaConf.register_new_resolver("goodfit.unless_resuming", unless_resuming)
 
 
 register()

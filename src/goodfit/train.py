@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -41,7 +42,12 @@ def build_callbacks(cfg: DictConfig) -> list[Any]:
     """The configured callbacks, skipping any set to null, plus goodfit's own."""
     from hydra.utils import instantiate
 
-    from goodfit.callbacks import ConfigInCheckpoint
+    from goodfit.callbacks import (
+        ConfigInCheckpoint,
+        RandomStateInCheckpoint,
+        StopOnDivergence,
+        StopOnSignal,
+    )
 
     callbacks = []
     for name, cb_cfg in (cfg.get("callbacks") or {}).items():
@@ -52,6 +58,8 @@ def build_callbacks(cfg: DictConfig) -> list[Any]:
             continue
         callbacks.append(instantiate(cb_cfg))
     callbacks.append(ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
+    callbacks += [RandomStateInCheckpoint(), StopOnDivergence()]
+    callbacks.append(StopOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"))
     return callbacks
 
 
@@ -73,6 +81,24 @@ def hparams_for_tensorboard(cfg: DictConfig, choices: dict[str, Any]) -> dict[st
     return params
 
 
+def failed_summary(
+    cfg: DictConfig, choices: dict[str, Any], model: Any, error: Exception
+) -> dict[str, Any]:
+    """The record of a run that stopped with an error: why, and the epochs it completed."""
+    return {
+        "status": "failed",
+        "reason": str(error),
+        "name": cfg.get("name"),
+        "experiment": choices.get("experiment"),
+        "seed": cfg.seed,
+        "epochs_run": len(model.history),
+        "test_loss": None,
+        "test_acc": None,
+        "history": list(model.history),
+        "run_dir": str(cfg.paths.output_dir),
+    }
+
+
 def quiet_library_noise() -> None:
     """One copy of each log line, and none of the warnings that do not apply to goodfit."""
     root = logging.getLogger()
@@ -85,22 +111,39 @@ def quiet_library_noise() -> None:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one model as `cfg` says; write the run's record; return its summary."""
+    resumed = None
+    if cfg.get("resume"):
+        from goodfit.resume import load_resumed_run
+
+        resumed = load_resumed_run(cfg)
+        cfg = resumed.cfg
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    check_run_dir_unused(run_dir)
+    if resumed is None:
+        check_run_dir_unused(run_dir)
+    ckpt_path = None
+    if resumed is not None:
+        from goodfit.checkpoint_io import resumable_checkpoint
+
+        ckpt_path = resumable_checkpoint(run_dir / "checkpoints")
+        log.info("Resuming %s from %s", run_dir, ckpt_path)
 
     import lightning as L
     import torch
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from goodfit.callbacks import DivergedError, RunInterrupted, StopOnSignal
+    from goodfit.checkpoint_io import AtomicCheckpointIO
     from goodfit.module import Classifier
     from goodfit.summary import print_summary, write_json_atomic
     from goodfit.tensorboard import add_curves_layout, log_hparams
 
     quiet_library_noise()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    choices = hydra_choices()
+    choices = resumed.choices if resumed else hydra_choices()
 
     datamodule = instantiate(cfg.datamodule)
     datamodule.prepare_data()  # fail on missing or damaged data before building anything else
@@ -124,11 +167,20 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         logger=loggers or False,
         enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
         enable_progress_bar=any(isinstance(cb, ProgressBar) for cb in callbacks),
+        plugins=[AtomicCheckpointIO()],
     )
     add_curves_layout(loggers)
 
     started = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    except DivergedError as err:
+        write_json_atomic(run_dir / "summary.json", failed_summary(cfg, choices, model, err))
+        raise
+    except SIGTERMException as err:  # Lightning's own handler, before training started
+        raise RunInterrupted(signal.SIGTERM, "Interrupted by SIGTERM before training") from err
+    stop_on_signal = next(cb for cb in callbacks if isinstance(cb, StopOnSignal))
+    stop_on_signal.stop(trainer, "at the end of training")  # a signal during the last epoch
     fit_seconds = time.perf_counter() - started
     history = list(model.history)  # testing a checkpoint loads that checkpoint's history
 
@@ -138,6 +190,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     val_accs = [h["val_acc"] for h in history if h["val_acc"] is not None]
     summary: dict[str, Any] = {
+        "status": "completed",
         "name": cfg.get("name"),
         "experiment": choices.get("experiment"),
         "model": choices.get("model", cfg.model.get("_target_")),

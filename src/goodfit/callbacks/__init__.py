@@ -1,5 +1,15 @@
 """Lightning callbacks that goodfit adds to every run."""
 
 from goodfit.callbacks.config_in_checkpoint import ConfigInCheckpoint
+from goodfit.callbacks.divergence import DivergedError, StopOnDivergence
+from goodfit.callbacks.interruption import RunInterrupted, StopOnSignal
+from goodfit.callbacks.random_state import RandomStateInCheckpoint
 
-__all__ = ["ConfigInCheckpoint"]
+__all__ = [
+    "ConfigInCheckpoint",
+    "DivergedError",
+    "RandomStateInCheckpoint",
+    "RunInterrupted",
+    "StopOnDivergence",
+    "StopOnSignal",
+]

@@ -31,6 +31,9 @@ class TensorBatches:
 
     Shuffled loaders permute the whole tensor once per epoch (one gather, on the device the
     tensors live on) and then yield contiguous slices, which cost nothing per step.
+
+    It is stateful: Lightning saves `state_dict()` in checkpoints and, when a run resumes
+    mid-epoch, `load_state_dict()` makes the next pass skip the batches already trained on.
     """
 
     def __init__(
@@ -48,6 +51,16 @@ class TensorBatches:
         self.batch_size, self.drop_last = batch_size, drop_last
         self.sampler = EpochPermutation(len(images), seed, shuffle)
         self.batch_sampler = None  # Lightning looks for it beside `sampler`, as on a DataLoader
+        self._yielded = 0  # batches yielded in the current pass
+        self._resume: tuple[int, int] | None = None  # (epoch, first batch) of a resumed pass
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the current pass stands: its epoch and the batches already yielded."""
+        return {"epoch": self.sampler.epoch, "batches_yielded": self._yielded}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Make the next pass over `state["epoch"]` start after the batches already yielded."""
+        self._resume = (int(state["epoch"]), int(state["batches_yielded"]))
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -59,6 +72,14 @@ class TensorBatches:
         if order is not None:
             order = order.to(images.device)
             images, labels = images[order], labels[order]
-        for i in range(len(self)):
+        first = 0
+        if self._resume is not None:
+            # The epoch is set after the state is loaded, so it is compared here, at first use.
+            epoch, skip = self._resume
+            first = skip if epoch == self.sampler.epoch else 0
+            self._resume = None
+        self._yielded = first
+        for i in range(first, len(self)):
+            self._yielded = i + 1
             start = i * self.batch_size
             yield images[start : start + self.batch_size], labels[start : start + self.batch_size]
