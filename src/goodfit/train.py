@@ -107,6 +107,8 @@ def quiet_library_noise() -> None:
     # goodfit logs once per epoch, so the per-step logging interval is irrelevant.
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+    # goodfit's own callbacks restore their state from the checkpoint when they are present.
+    warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -132,7 +134,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     import torch
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from goodfit.callbacks import DivergedError, RunInterrupted, StopOnSignal
