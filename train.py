@@ -8,8 +8,10 @@ from omegaconf import DictConfig
 
 import goodfit.resolvers  # noqa: F401  (registers the resolvers the configs use)
 from goodfit.errors import report_user_errors
+from goodfit.overrides import hint_unknown_keys
 
-os.environ.setdefault("GOODFIT_ROOT", str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent
+os.environ.setdefault("GOODFIT_ROOT", str(ROOT))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -22,4 +24,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    with hint_unknown_keys(ROOT / "conf", "train"):
+        main()

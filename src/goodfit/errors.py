@@ -18,7 +18,22 @@ class RunFolderInUseError(RuntimeError):
     """The run folder already holds another run's record."""
 
 
-USER_ERRORS = (ConfigError, DataNotFoundError, IDXError, RunFolderInUseError)
+class DivergedError(RuntimeError):
+    """The training loss is no longer a finite number."""
+
+
+class CheckpointLoadError(RuntimeError):
+    """No checkpoint in the folder could be loaded."""
+
+
+USER_ERRORS = (
+    ConfigError,
+    DataNotFoundError,
+    IDXError,
+    RunFolderInUseError,
+    DivergedError,
+    CheckpointLoadError,
+)
 EXIT_USER_ERROR = 2
 
 

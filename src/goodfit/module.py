@@ -32,7 +32,9 @@ class StageMetrics(nn.Module):
         super().__init__()
         self.loss = MeanMetric(nan_strategy="disable")
         self.acc = MeanMetric(nan_strategy="disable")
-        self.register_buffer("totals", torch.zeros(3, dtype=torch.float64), persistent=False)
+        # The running totals of the epoch. Saved in checkpoints, so a run resumed mid-epoch
+        # ends the epoch with the same figures.
+        self.register_buffer("totals", torch.zeros(3, dtype=torch.float64))
 
     def update(self, loss: Tensor, logits: Tensor, target: Tensor) -> None:
         n = target.numel()

@@ -85,6 +85,16 @@ def search_seed(seed: int, db_path: str) -> int:
     return int(seed) + int(count)
 
 
+def resume_or(resume: str | None, new_run_dir: str) -> str:
+    """The run folder: the one being resumed (`resume=<folder>`), else a new one."""
+    return resume if resume else new_run_dir
+
+
+def unless_resuming(resume: str | None, value: str) -> str | None:
+    """`value`, or None when resuming (the resumed folder keeps its original `.hydra/`)."""
+    return None if resume else value
+
+
 def register() -> None:
     if not OmegaConf.has_resolver("goodfit.uid"):
         OmegaConf.register_new_resolver("goodfit.uid", lambda: RUN_UID)
@@ -94,6 +104,10 @@ def register() -> None:
         OmegaConf.register_new_resolver("goodfit.search_seed", search_seed, use_cache=True)
     if not OmegaConf.has_resolver("goodfit.sqlite"):
         OmegaConf.register_new_resolver("goodfit.sqlite", sqlite_url, use_cache=True)
+    if not OmegaConf.has_resolver("goodfit.resume_or"):
+        OmegaConf.register_new_resolver("goodfit.resume_or", resume_or)
+    if not OmegaConf.has_resolver("goodfit.unless_resuming"):
+        OmegaConf.register_new_resolver("goodfit.unless_resuming", unless_resuming)
 
 
 register()

@@ -68,3 +68,13 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     for key, value in rows:
         table.add_row(key, str(value))
     console.print(table)
+
+
+def print_table(title: str, rows: list[tuple[str, Any]], console: Console | None = None) -> None:
+    """A two-column table of labelled values."""
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, str(value))
+    (console or Console()).print(table)

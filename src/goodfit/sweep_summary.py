@@ -34,7 +34,7 @@ def job_row(job_return: JobReturn, run_dir: Path, job_num: int) -> dict[str, Any
     if job_return.status == JobStatus.FAILED:
         error = f"{type(job_return._return_value).__name__}: {job_return._return_value}"
     elif summary.get("status") == "failed":
-        error = str(summary.get("error", ""))
+        error = str(summary.get("reason", ""))
     verdict = summary.get("verdict", "")
     return {
         "num": job_num,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -42,7 +43,13 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Any]:
     """The configured callbacks, skipping any set to null, plus goodfit's own."""
     from hydra.utils import instantiate
 
-    from goodfit.callbacks import AugmentationPreview, ConfigInCheckpoint
+    from goodfit.callbacks import (
+        AugmentationPreview,
+        ConfigInCheckpoint,
+        RandomStateInCheckpoint,
+        StopOnDivergence,
+        StopOnSignal,
+    )
 
     callbacks = []
     for name, cb_cfg in (cfg.get("callbacks") or {}).items():
@@ -55,6 +62,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Any]:
     callbacks.append(ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
     if cfg.get("augmentation"):
         callbacks.append(AugmentationPreview(run_dir))
+    callbacks += [RandomStateInCheckpoint(), StopOnDivergence()]
+    callbacks.append(StopOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"))
     return callbacks
 
 
@@ -88,6 +97,24 @@ def peak_memory_mb(trainer: Any) -> float:
     return peak_rss_mb()
 
 
+def failed_summary(
+    cfg: DictConfig, choices: dict[str, Any], model: Any, error: Exception
+) -> dict[str, Any]:
+    """The record of a run that stopped with an error: why, and the epochs it completed."""
+    return {
+        "status": "failed",
+        "reason": str(error),
+        "name": cfg.get("name"),
+        "experiment": choices.get("experiment"),
+        "seed": cfg.seed,
+        "epochs_run": len(model.history),
+        "test_loss": None,
+        "test_acc": None,
+        "history": list(model.history),
+        "run_dir": str(cfg.paths.output_dir),
+    }
+
+
 def quiet_library_noise() -> None:
     """One copy of each log line, and none of the warnings that do not apply to goodfit."""
     root = logging.getLogger()
@@ -98,20 +125,37 @@ def quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
     # goodfit logs torchmetrics values, which are already synced across processes.
     warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+    # goodfit's own callbacks restore their state from the checkpoint when they are present.
+    warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one model as `cfg` says; write the run's record; return its summary."""
+    resumed = None
+    if cfg.get("resume"):
+        from goodfit.resume import load_resumed_run
+
+        resumed = load_resumed_run(cfg)
+        cfg = resumed.cfg
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    if is_rank_zero():  # DDP children share rank 0's folder
+    if resumed is None and is_rank_zero():  # DDP children share rank 0's folder
         check_run_dir_unused(run_dir)
+    ckpt_path = None
+    if resumed is not None:
+        from goodfit.checkpoint_io import resumable_checkpoint
+
+        ckpt_path = resumable_checkpoint(run_dir / "checkpoints")
+        log.info("Resuming %s from %s", run_dir, ckpt_path)
 
     import lightning as L
     import torch
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from goodfit.callbacks import DivergedError, RunInterrupted, StopOnSignal
+    from goodfit.checkpoint_io import AtomicCheckpointIO
     from goodfit.models import build_network
     from goodfit.module import Classifier
     from goodfit.summary import print_summary, write_json_atomic
@@ -119,7 +163,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     quiet_library_noise()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    choices = hydra_choices()
+    choices = resumed.choices if resumed else hydra_choices()
 
     augmentation = instantiate(cfg.augmentation) if cfg.get("augmentation") else None
     datamodule = instantiate(cfg.datamodule, augmentation=augmentation)
@@ -144,12 +188,22 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         logger=loggers or False,
         enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
         enable_progress_bar=any(isinstance(cb, ProgressBar) for cb in callbacks),
+        plugins=[AtomicCheckpointIO()],
     )
     add_curves_layout(loggers)
     use_job_relaunch()
 
     started = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    except DivergedError as err:
+        if trainer.is_global_zero:
+            write_json_atomic(run_dir / "summary.json", failed_summary(cfg, choices, model, err))
+        raise
+    except SIGTERMException as err:  # Lightning's own handler, before training started
+        raise RunInterrupted(signal.SIGTERM, "Interrupted by SIGTERM before training") from err
+    stop_on_signal = next(cb for cb in callbacks if isinstance(cb, StopOnSignal))
+    stop_on_signal.stop(trainer, "at the end of training")  # a signal during the last epoch
     fit_seconds = time.perf_counter() - started
     history = list(model.history)  # testing a checkpoint loads that checkpoint's history
 
@@ -159,6 +213,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     val_accs = [h["val_acc"] for h in history if h["val_acc"] is not None]
     summary: dict[str, Any] = {
+        "status": "completed",
         "name": cfg.get("name"),
         "experiment": choices.get("experiment"),
         "model": choices.get("model", cfg.model.get("_target_")),

@@ -36,6 +36,8 @@ class TensorBatches:
     same permutation, starting at its `rank`: disjoint shards. A shuffled (training) loader
     drops the remainder so every process runs the same number of steps; an evaluation loader
     keeps every sample exactly once, so synced metrics equal a one-process run's.
+    It is stateful: Lightning saves `state_dict()` in checkpoints and, when a run resumes
+    mid-epoch, `load_state_dict()` makes the next pass skip the batches already trained on.
     """
 
     def __init__(
@@ -58,6 +60,16 @@ class TensorBatches:
         self.rank, self.world_size = rank, world_size
         self.sampler = EpochPermutation(len(images), seed, shuffle)
         self.batch_sampler = None  # Lightning looks for it beside `sampler`, as on a DataLoader
+        self._yielded = 0  # batches yielded in the current pass
+        self._resume: tuple[int, int] | None = None  # (epoch, first batch) of a resumed pass
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the current pass stands: its epoch and the batches already yielded."""
+        return {"epoch": self.sampler.epoch, "batches_yielded": self._yielded}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Make the next pass over `state["epoch"]` start after the batches already yielded."""
+        self._resume = (int(state["epoch"]), int(state["batches_yielded"]))
 
     def _shard_size(self) -> int:
         n = len(self.images)
@@ -81,6 +93,14 @@ class TensorBatches:
         if order is not None:
             order = order.to(images.device)
             images, labels = images[order], labels[order]
-        for i in range(len(self)):
+        first = 0
+        if self._resume is not None:
+            # The epoch is set after the state is loaded, so it is compared here, at first use.
+            epoch, skip = self._resume
+            first = skip if epoch == self.sampler.epoch else 0
+            self._resume = None
+        self._yielded = first
+        for i in range(first, len(self)):
+            self._yielded = i + 1
             start = i * self.batch_size
             yield images[start : start + self.batch_size], labels[start : start + self.batch_size]

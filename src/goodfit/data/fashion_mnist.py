@@ -83,6 +83,15 @@ def data_table(raw: dict[str, torch.Tensor]) -> str:
     return "\n".join(rows)
 
 
+def normalize_images(
+    images: torch.Tensor, mean: float | None = None, std: float | None = None
+) -> torch.Tensor:
+    """uint8 images (N, 28, 28) → float32 (N, 1, 28, 28): pixels / 255, then, when `mean` and
+    `std` are given (datamodule.normalize=standardize), minus the mean, over the std."""
+    scaled = images.unsqueeze(1).float().mul_(1.0 / 255.0)
+    return scaled if mean is None or std is None else (scaled - mean) / std
+
+
 def split_indices(
     n: int, val_split: float, mode: Literal["tail", "random"], seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,6 +164,12 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.val: Split | None = None
         self.test: Split | None = None
         self.files: FoundFiles | None = None
+        self.mean: float | None = None  # of the scaled training pixels, when standardizing
+        self.std: float | None = None
+
+    def state_dict(self) -> dict[str, float | str | None]:
+        """The normalisation, saved in checkpoints so that predictions normalise alike."""
+        return {"normalize": self.normalize, "mean": self.mean, "std": self.std}
 
     def prepare_data(self) -> None:
         """Find (or download) the files once, before any process reads them."""
@@ -172,12 +187,12 @@ class FashionMNISTDataModule(L.LightningDataModule):
         train_idx, val_idx = split_indices(
             len(raw["train_labels"]), self.val_split, self.val_split_mode, self.seed
         )
-        scale = 1.0 / 255.0
-        images = raw["train_images"].unsqueeze(1).float().mul_(scale)
-        test_images = raw["test_images"].unsqueeze(1).float().mul_(scale)
+        images = normalize_images(raw["train_images"])
         if self.normalize == "standardize":
-            mean, std = images[train_idx].mean(), images[train_idx].std()
-            images, test_images = (images - mean) / std, (test_images - mean) / std
+            self.mean = float(images[train_idx].mean())
+            self.std = float(images[train_idx].std())
+            images = normalize_images(raw["train_images"], self.mean, self.std)
+        test_images = normalize_images(raw["test_images"], self.mean, self.std)
         labels, test_labels = raw["train_labels"].long(), raw["test_labels"].long()
         if self.train_subset is not None:
             train_idx = per_class_subset(labels[train_idx], train_idx, self.train_subset, self.seed)

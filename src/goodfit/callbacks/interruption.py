@@ -1,0 +1,102 @@
+"""Stop cleanly on SIGTERM or Ctrl-C: save a checkpoint, then exit with 128 + the signal."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import lightning as L
+
+log = logging.getLogger(__name__)
+
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class RunInterrupted(SystemExit):
+    """The run was stopped by a signal. Exits with 128 + its number (143 SIGTERM, 130 SIGINT),
+    the status a shell gives a process killed by that signal, so a scheduler sees a failure.
+    A SystemExit, so that it also ends a multirun rather than only the current job."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(128 + signum)
+        self.signum, self.message = signum, message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StopOnSignal(L.Callback):
+    """Turns SIGTERM and SIGINT during training into a clean stop.
+
+    The signal is only recorded; the run stops at the next point it can resume exactly from:
+    the end of the current training batch, where a checkpoint (`last.ckpt`) is written, or
+    the start of the next epoch when the signal came during validation (the epoch-end
+    `last.ckpt` is then already written). A second Ctrl-C stops at once, without a checkpoint.
+    Lightning's own SIGTERM handling is replaced while training, because it exits with 0.
+    """
+
+    def __init__(self, checkpoint_path: str | Path) -> None:
+        self.checkpoint_path = Path(checkpoint_path)
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.warning(
+            "Received %s: stopping after this batch and saving a checkpoint",
+            signal.Signals(signum).name,
+        )
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for signum in HANDLED_SIGNALS:
+            self._previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._handle)
+
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_handlers()
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore_handlers()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if self.signum is None:
+            return
+        # Lightning's own mid-epoch checkpoint point (as ModelCheckpoint(every_n_train_steps)).
+        trainer.save_checkpoint(self.checkpoint_path)
+        epoch_loop = trainer.fit_loop.epoch_loop
+        self.stop(
+            trainer,
+            f"after batch {epoch_loop.batch_progress.current.processed} of "
+            f"{trainer.num_training_batches} in epoch {trainer.current_epoch + 1}",
+        )
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.signum is not None:
+            self.stop(trainer, f"at the end of epoch {trainer.current_epoch}")
+
+    def stop(self, trainer: L.Trainer, where: str) -> None:
+        """Raise RunInterrupted if a signal came; a no-op otherwise."""
+        if self.signum is None:
+            return
+        name = signal.Signals(self.signum).name
+        saved = self.checkpoint_path.is_file()
+        run_dir = self.checkpoint_path.parent.parent
+        message = f"Interrupted by {name} {where}. " + (
+            f"Checkpoint: {self.checkpoint_path}. Resume with: python train.py resume={run_dir}"
+            if saved
+            else "No checkpoint was written (checkpoints are switched off)."
+        )
+        log.error("%s", message)
+        raise RunInterrupted(self.signum, message)

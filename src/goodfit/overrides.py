@@ -1,0 +1,93 @@
+"""A misspelled key on the command line gets the nearest valid name.
+
+Hydra refuses an unknown key (`trainer.max_epoch=3`) but only suggests appending it with `+`.
+When Hydra has refused the command line, `hint_unknown_keys` composes the config the command
+line selects and names, for each unknown key, the closest existing one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig
+
+HYDRA_ERROR_STATUS = 1  # Hydra's exit status when it refuses the command line
+
+
+def config_keys(cfg: Any, prefix: str = "") -> list[str]:
+    """Every dotted key of a config, nodes and leaves."""
+    keys = []
+    if isinstance(cfg, DictConfig):
+        for key in cfg:
+            dotted = f"{prefix}{key}"
+            keys.append(dotted)
+            keys += config_keys(cfg._get_node(key), dotted + ".")
+    elif isinstance(cfg, ListConfig):
+        return []
+    return keys
+
+
+def _is_group(config_dir: Path, key: str) -> bool:
+    return (config_dir / key.replace(".", "/")).is_dir()
+
+
+def unknown_key_hints(config_dir: Path, config_name: str, args: Sequence[str]) -> list[str]:
+    """One line per command-line key that the composed config lacks, with the nearest name."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        overrides = OverridesParser.create().parse_overrides(
+            [a for a in args if not a.startswith("-")]
+        )
+    except Exception:  # a syntax error: Hydra's own message says it all
+        return []
+    choices, keys = [], []
+    for override in overrides:
+        key = override.key_or_group
+        if override.is_add() or override.is_delete() or key.split(".")[0] == "hydra":
+            continue
+        if _is_group(config_dir, key):
+            if override.is_sweep_override():  # the first choice of a sweep stands for all
+                choices.append(f"{key}={next(iter(override.sweep_string_iterator()))}")
+            else:
+                choices.append(f"{key}={override.get_value_element_as_str()}")
+        else:
+            keys.append(key)
+    if not keys:
+        return []
+    try:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=choices)
+    except Exception:  # the group choices themselves are wrong; Hydra said so
+        return []
+    finally:
+        GlobalHydra.instance().clear()
+    known = config_keys(cfg)
+    hints = []
+    for key in keys:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "`--cfg job` lists the keys"
+        hints.append(f"{key} is not a key of the config; {hint}")
+    return hints
+
+
+@contextmanager
+def hint_unknown_keys(config_dir: Path, config_name: str) -> Iterator[None]:
+    """When Hydra refuses the command line, add the nearest valid name of each unknown key."""
+    try:
+        yield
+    except SystemExit as exit_:
+        if exit_.code == HYDRA_ERROR_STATUS:
+            for hint in unknown_key_hints(config_dir, config_name, sys.argv[1:]):
+                print(hint, file=sys.stderr)
+        raise

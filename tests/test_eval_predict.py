@@ -1,0 +1,83 @@
+"""eval.py reports the training run's own test figures; predict classifies image files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from goodfit import eval as goodfit_eval
+from goodfit import predict
+from goodfit.data.idx import read_idx
+
+from .conftest import ROOT, make_images, run_train, synthetic_overrides
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_dir, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "trained"
+    run_train("experiment=good", "trainer.max_epochs=2", "datamodule.normalize=standardize",
+              f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir))  # fmt: skip
+    return run_dir
+
+
+def test_eval_of_a_run_folder_equals_the_training_test(trained):
+    summary = json.loads((trained / "summary.json").read_text())
+    cfg = OmegaConf.create({"ckpt_path": str(trained), "data_dir": None, "accelerator": "cpu"})
+    result = goodfit_eval.run(cfg)
+    assert result["checkpoint"] == summary["best_checkpoint"]
+    assert (result["test_loss"], result["test_acc"]) == (summary["test_loss"], summary["test_acc"])
+
+
+def test_eval_command_line(trained):
+    last = trained / "checkpoints" / "last.ckpt"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "eval.py"), f"ckpt_path={last}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test accuracy" in result.stdout and "last.ckpt" in result.stdout
+
+
+def test_eval_refuses_a_missing_checkpoint(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "eval.py"), f"ckpt_path={tmp_path / 'none.ckpt'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "none.ckpt: no such checkpoint file or run folder" in result.stdout + result.stderr
+
+
+def test_predict_classifies_images_and_reports_a_broken_one(trained, tmp_path, capsys):
+    labels = np.array([7, 1])  # Sneaker, Trouser: the synthetic classes' templates
+    images = make_images(labels, seed=3)
+    Image.fromarray(images[0]).save(tmp_path / "sneaker.png")
+    Image.fromarray(images[1]).resize((56, 56)).convert("RGB").save(tmp_path / "trouser.jpg")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    paths = [tmp_path / "sneaker.png", tmp_path / "broken.png", tmp_path / "trouser.jpg"]
+
+    status = predict.main([str(trained / "checkpoints" / "best.ckpt"), *map(str, paths)])
+    out, err = capsys.readouterr()
+    assert status == 1, "one image could not be read"
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{paths[0]}: Sneaker ")
+    assert lines[1].startswith(f"{paths[2]}: Trouser ")
+    assert f"{paths[1]}: cannot read image" in err
+
+
+def test_predict_normalises_as_training_did(trained, synthetic_dir):
+    """On the test files, predict's normalisation and network give the run's test accuracy."""
+    net, normalization = predict.load_model(trained / "checkpoints" / "best.ckpt")
+    assert normalization["normalize"] == "standardize" and normalization["std"] > 0
+    images = read_idx(synthetic_dir / "t10k-images-idx3-ubyte.gz", ndim=3)
+    labels = read_idx(synthetic_dir / "t10k-labels-idx1-ubyte.gz", ndim=1).long()
+    predicted = predict.classify(net, normalization, images).argmax(dim=1)
+    accuracy = (predicted == labels).float().mean().item()
+    summary = json.loads((trained / "summary.json").read_text())
+    assert accuracy == pytest.approx(summary["test_acc"], abs=1e-6)

@@ -1,0 +1,82 @@
+"""Bad input is refused before any work: the key or file named, nothing written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_train, synthetic_overrides
+
+
+def assert_refused_without_record(result, run_dir: Path, *expected: str) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    for text in expected:
+        assert text in output
+    assert not (run_dir / "checkpoints").exists()
+    assert not list(run_dir.glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is not allowed: must be a number > 0"),
+        ("datamodule.batch_size=0", "datamodule.batch_size=0 is not allowed: must be an integer"),
+        ("trainer.max_epochs=-3", "trainer.max_epochs=-3 is not allowed: must be an integer >= 1"),
+    ],
+)
+def test_bad_value_refused(synthetic_dir, tmp_path, override, expected):
+    run_dir = tmp_path / "run"
+    result = run_train(
+        "experiment=good", override, f"hydra.run.dir={run_dir}",
+        *synthetic_overrides(synthetic_dir), check=False,
+    )  # fmt: skip
+    assert_refused_without_record(result, run_dir, expected)
+
+
+def test_truncated_data_file_refused_with_its_name(synthetic_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    damaged = data / "train-images-idx3-ubyte.gz"
+    damaged.write_bytes(damaged.read_bytes()[:-500])
+    run_dir = tmp_path / "run"
+    result = run_train(
+        "experiment=good", f"hydra.run.dir={run_dir}", *synthetic_overrides(data), check=False
+    )
+    assert_refused_without_record(result, run_dir, str(damaged))
+
+
+def test_misspelled_key_gets_the_nearest_name(tmp_path):
+    result = run_train("trainer.max_epoch=3", f"hydra.run.dir={tmp_path / 'run'}", check=False)
+    assert result.returncode != 0
+    assert "did you mean trainer.max_epochs?" in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_misspelled_key_of_an_experiment(tmp_path):
+    result = run_train(
+        "experiment=bad", "optimizer.alpah=0.5", f"hydra.run.dir={tmp_path / 'run'}", check=False
+    )
+    assert result.returncode != 0
+    assert "did you mean optimizer.alpha?" in result.stderr
+
+
+def test_diverging_job_fails_and_the_other_jobs_go_on(synthetic_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_train(
+        "-m", "experiment=good", "optimizer.lr=1000000.0,0.01", "trainer.max_epochs=2",
+        f"hydra.sweep.dir={sweep}", *synthetic_overrides(synthetic_dir), check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Training diverged: train/loss is not finite" in output
+    assert "optimizer.lr=" in output and "gradient_clip_val" in output
+    failed = json.loads((sweep / "optimizer.lr=1000000.0" / "summary.json").read_text())
+    assert failed["status"] == "failed" and "not finite" in failed["reason"]
+    assert failed["test_acc"] is None and failed["epochs_run"] == 0
+    assert not (sweep / "optimizer.lr=1000000.0" / "checkpoints").exists()
+    completed = json.loads((sweep / "optimizer.lr=0.01" / "summary.json").read_text())
+    assert completed["status"] == "completed" and completed["epochs_run"] == 2

@@ -1,0 +1,130 @@
+"""Interruption and resume in real subprocesses, reproducibility, and atomic checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from goodfit.checkpoint_io import AtomicCheckpointIO, check_loadable
+
+from .conftest import ROOT, run_train, synthetic_overrides, write_fashion_like
+from .tensorboard_read import load_events, scalars
+
+FIGURES = ("test_loss", "test_acc", "best_val_acc", "epochs_run", "history")
+
+
+@pytest.fixture(scope="module")
+def larger_synthetic_dir(tmp_path_factory) -> Path:
+    """Enough batches per epoch (75) that a signal lands inside an epoch."""
+    return write_fashion_like(tmp_path_factory.mktemp("fashion2400"), n_train=2400, n_test=200)
+
+
+def seven(data_dir: Path, epochs: int = 3) -> list[str]:
+    return ["experiment=good", "seed=7", f"trainer.max_epochs={epochs}",
+            *synthetic_overrides(data_dir)]  # fmt: skip
+
+
+def figures(run_dir: Path) -> dict:
+    """The run's figures; wall times (each epoch's `seconds`) differ between any two runs."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    result = {key: summary[key] for key in FIGURES}
+    result["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in result["history"]]
+    assert all(len(h) == 5 for h in result["history"]), "every figure of every epoch compared"
+    return result
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(larger_synthetic_dir, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "uninterrupted"
+    run_train(*seven(larger_synthetic_dir), f"hydra.run.dir={run_dir}")
+    return run_dir
+
+
+def start_and_signal(args: list[str], run_dir: Path, signum: int) -> tuple[int, str]:
+    """Start train.py, send `signum` once its first checkpoint exists, return (status, output)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not (run_dir / "checkpoints" / "last.ckpt").exists():
+        assert proc.poll() is None, f"ended before its first checkpoint:\n{proc.stdout.read()}"
+        assert time.monotonic() < deadline, "no checkpoint within 240 s"
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    output = proc.communicate(timeout=240)[0]
+    return proc.returncode, output
+
+
+def test_sigterm_then_resume_equals_uninterrupted(larger_synthetic_dir, uninterrupted, tmp_path):
+    run_dir = tmp_path / "interrupted"
+    status, output = start_and_signal(seven(larger_synthetic_dir), run_dir, signal.SIGTERM)
+    assert status == 143, output[-3000:]
+    assert "Interrupted by SIGTERM" in output and f"resume={run_dir}" in output
+    assert not (run_dir / "summary.json").exists()
+    check_loadable(run_dir / "checkpoints" / "last.ckpt")
+
+    run_train(f"resume={run_dir}")
+    assert figures(run_dir) == figures(uninterrupted)
+    # The same TensorBoard run continues: one point per epoch, none twice.
+    assert [step for step, _ in scalars(load_events(run_dir), "train/loss")] == [1, 2, 3]
+    assert "Resuming" in (run_dir / "train.log").read_text()
+
+
+def test_two_runs_with_the_same_seed_are_identical(larger_synthetic_dir, uninterrupted, tmp_path):
+    run_dir = tmp_path / "again"
+    run_train(*seven(larger_synthetic_dir), f"hydra.run.dir={run_dir}")
+    assert figures(run_dir) == figures(uninterrupted)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(larger_synthetic_dir, tmp_path):
+    run_dir = tmp_path / "ctrl-c"
+    status, output = start_and_signal(seven(larger_synthetic_dir, 50), run_dir, signal.SIGINT)
+    assert status == 130, output[-3000:]
+    assert "Interrupted by SIGINT" in output
+    check_loadable(run_dir / "checkpoints" / "last.ckpt")
+
+
+def test_damaged_last_checkpoint_is_reported_and_the_previous_one_used(uninterrupted, tmp_path):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(uninterrupted, run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])  # as a crash mid-write would leave it
+    result = run_train(f"resume={run_dir}")
+    log = result.stdout + result.stderr
+    assert f"{last} cannot be loaded" in log and "Resuming from" in log
+    # best.ckpt holds an earlier epoch: its state replays the later epochs exactly.
+    assert figures(run_dir)["history"] == figures(uninterrupted)["history"]
+
+
+def test_resume_changes_only_limits(uninterrupted, tmp_path):
+    result = run_train(f"resume={uninterrupted}", "optimizer.lr=0.5", check=False)
+    assert result.returncode == 2
+    assert "only trainer.max_epochs" in result.stdout + result.stderr
+    assert "optimizer.lr" in result.stdout + result.stderr
+
+
+def test_resume_needs_a_run_folder(tmp_path):
+    result = run_train(f"resume={tmp_path}", check=False)
+    assert result.returncode == 2
+    assert "not a run folder" in result.stdout + result.stderr
+
+
+def test_checkpoint_write_that_fails_leaves_the_old_one(tmp_path):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"weights": torch.ones(3)}, path)
+    with pytest.raises(Exception):  # noqa: B017  (pickling a lambda fails mid-write)
+        io.save_checkpoint({"weights": torch.zeros(3), "bad": lambda: None}, path)
+    assert torch.equal(torch.load(path)["weights"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"], "no temporary file left"
