@@ -13,6 +13,8 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from goodfit.evaluation import TestEvaluation, TestResults
+
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 
@@ -41,7 +43,8 @@ class Classifier(L.LightningModule):
 
     Logs `train/loss`, `train/acc`, `val/loss`, `val/acc` once per epoch and `test/loss`,
     `test/acc`, with the epoch as TensorBoard's step, and keeps the per-epoch `history`
-    (saved in checkpoints, so a resumed run keeps it).
+    (saved in checkpoints, so a resumed run keeps it). After testing, `test_results` holds the
+    confusion matrix, per-class figures and misclassified examples.
     """
 
     def __init__(
@@ -62,6 +65,8 @@ class Classifier(L.LightningModule):
         self.train_metrics = StageMetrics(num_classes)
         self.val_metrics = StageMetrics(num_classes)
         self.test_metrics = StageMetrics(num_classes)
+        self.test_evaluation = TestEvaluation(num_classes)
+        self.test_results: TestResults | None = None
         self.history: list[dict[str, float | int | None]] = []
         self._val: dict[str, float] = {}
 
@@ -71,21 +76,22 @@ class Classifier(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> tuple[Tensor, Tensor]:
         images, labels = batch
         logits = self.net(images)
         loss = F.cross_entropy(logits, labels)
         self.stage_metrics(stage).update(loss, logits, labels)
-        return loss
+        return loss, logits
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train")[0]
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
+        _, logits = self._step(batch, "test")
+        self.test_evaluation.update(batch[0], logits, batch[1])
 
     def _log_stage(self, stage: str) -> dict[str, float]:
         values = self.stage_metrics(stage).compute_and_reset()
@@ -116,6 +122,7 @@ class Classifier(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_stage("test")
+        self.test_results = self.test_evaluation.compute_and_reset()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["goodfit_history"] = self.history

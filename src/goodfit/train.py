@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from goodfit.config import validate
+from goodfit.diagnosis import Thresholds, diagnose
 from goodfit.errors import RunFolderInUseError
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def quiet_library_noise() -> None:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one model as `cfg` says; write the run's record; return its summary."""
     validate(cfg)
+    thresholds = Thresholds.from_mapping(cfg.get("diagnosis"))
     run_dir = Path(cfg.paths.output_dir)
     check_run_dir_unused(run_dir)
 
@@ -94,9 +96,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 
+    from goodfit.figures import write_run_pictures
     from goodfit.module import Classifier
-    from goodfit.summary import print_summary, write_json_atomic
-    from goodfit.tensorboard import add_curves_layout, log_hparams
+    from goodfit.summary import per_class_table, print_summary, write_json_atomic
+    from goodfit.tensorboard import add_curves_layout, log_hparams, log_pictures, log_verdict
 
     quiet_library_noise()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -151,6 +154,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "test_loss": float(test_metrics["test/loss"]),
         "test_acc": float(test_metrics["test/acc"]),
         "best_val_acc": max(val_accs) if val_accs else None,
+        **diagnose(
+            history,
+            datamodule.sizes["n_val"],
+            datamodule.sizes["n_test"],
+            float(test_metrics["test/acc"]),
+            thresholds,
+        ).to_summary(),
+        "per_class": per_class_table(datamodule.class_names, model.test_results),
         "best_checkpoint": str(best_path) if best_path else None,
         "history": history,
         "fit_seconds": round(fit_seconds, 3),
@@ -158,7 +169,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "torch": torch.__version__,
         "run_dir": str(run_dir),
     }
+    pictures = write_run_pictures(
+        run_dir, history, model.test_results, datamodule.class_names, str(cfg.get("name") or "")
+    )
+    summary["pictures"] = sorted(path.name for path in pictures.values())
     write_json_atomic(run_dir / "summary.json", summary)
+    log_pictures(loggers, pictures, step=len(history))
+    log_verdict(loggers, summary)
     log_hparams(
         loggers,
         hparams_for_tensorboard(cfg, choices),
