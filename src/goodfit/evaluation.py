@@ -20,6 +20,8 @@ from torchmetrics.classification import (
 class TestResults:
     """The test set's details, on the CPU."""
 
+    __test__ = False  # not a pytest test class, despite its name
+
     confusion_matrix: Tensor  # (C, C) int64: rows are true classes, columns predictions
     per_class: dict[str, list[float]]  # accuracy, precision, recall: one value per class
     wrong_images: Tensor  # (K, 1, H, W) the first misclassified test images
@@ -67,6 +69,8 @@ class FirstMisclassified(nn.Module):
 
 class TestEvaluation(nn.Module):
     """Confusion matrix, per-class accuracy/precision/recall, and misclassified examples."""
+
+    __test__ = False  # not a pytest test class, despite its name
 
     def __init__(self, num_classes: int, keep_misclassified: int = 25) -> None:
         super().__init__()

@@ -42,8 +42,11 @@ def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], 
     return [e for e, _ in points], [v for _, v in points]
 
 
-def learning_curves(history: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
-    """Loss and accuracy per epoch, training against validation, side by side."""
+def learning_curves(
+    history: Sequence[Mapping[str, Any]], path: Path, title: str = "", n_val: int | None = None
+) -> Path:
+    """Loss and accuracy per epoch, training against validation, side by side; with `n_val`,
+    the validation accuracy's 95% Wilson band shows how far apart epochs must be to differ."""
     fig = _figure(11, 4.2)
     axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "acc"), strict=True):
@@ -51,6 +54,12 @@ def learning_curves(history: Sequence[Mapping[str, Any]], path: Path, title: str
             epochs, values = _series(history, f"{stage}_{metric}")
             label = "training" if stage == "train" else "validation"
             ax.plot(epochs, values, style, markersize=4, label=label)
+            if metric == "acc" and stage == "val" and n_val:
+                from goodfit.diagnosis import wilson_interval
+
+                low, high = zip(*(wilson_interval(v, n_val) for v in values), strict=True)
+                band = f"validation 95% interval (n={n_val:,})"
+                ax.fill_between(epochs, low, high, color="C1", alpha=0.15, label=band)
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy loss")
         ax.set_title("accuracy" if metric == "acc" else "loss")
@@ -132,11 +141,12 @@ def comparison(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], path: Pa
 
 def write_run_pictures(
     run_dir: Path, history: Sequence[Mapping[str, Any]], results: Any, class_names: Sequence[str],
-    title: str = "",
+    title: str = "", n_val: int | None = None,
 ) -> dict[str, Path]:  # fmt: skip
     """Draw a run's pictures into its folder; `results` is the module's TestResults (or None
     when testing did not run). Returns {name: path}."""
-    pictures = {"learning_curves": learning_curves(history, run_dir / LEARNING_CURVES, title)}
+    curves = learning_curves(history, run_dir / LEARNING_CURVES, title, n_val)
+    pictures = {"learning_curves": curves}
     if results is not None:
         pictures["confusion_matrix"] = confusion_matrix(
             results.confusion_matrix, class_names, run_dir / CONFUSION_MATRIX,

@@ -170,8 +170,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "run_dir": str(run_dir),
     }
     pictures = write_run_pictures(
-        run_dir, history, model.test_results, datamodule.class_names, str(cfg.get("name") or "")
-    )
+        run_dir, history, model.test_results, datamodule.class_names,
+        f"{cfg.get('name')}: {summary['verdict']}", summary["n_val"],
+    )  # fmt: skip
     summary["pictures"] = sorted(path.name for path in pictures.values())
     write_json_atomic(run_dir / "summary.json", summary)
     log_pictures(loggers, pictures, step=len(history))
