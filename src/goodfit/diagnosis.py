@@ -205,7 +205,7 @@ def diagnose(
     if val_ci is not None:
         width = val_ci[1] - val_ci[0]
         ci_text = (
-            f"The final validation accuracy {val_accs[-1]:.4f} on {n_val} images has a 95% "
+            f"The final validation accuracy {val_accs[-1]:.4f} on {n_val:,} images has a 95% "
             f"interval of {val_ci[0]:.4f} to {val_ci[1]:.4f} (width {width:.4f})"
         )
         if width > t.max_val_ci_width:
