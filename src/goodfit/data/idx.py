@@ -27,9 +27,7 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise IDXError(
-            f"{path}: damaged gzip data ({err}); delete it and reinstall the data"
-        ) from err
+        raise IDXError(f"{path}: damaged gzip data ({err}); delete it and reinstall the data") from err
 
 
 def read_idx(path: str | Path, ndim: int) -> torch.Tensor:

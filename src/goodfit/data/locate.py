@@ -20,7 +20,8 @@ FILES = {
 
 INSTALL_HINT = (
     "Install the data with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), "
-    "or put the four IDX files (gzip or plain) in datamodule.data_dir: " + ", ".join(FILES.values())
+    "or put the four IDX files (gzip or plain) in datamodule.data_dir: "
+    + ", ".join(FILES.values())
 )
 
 
