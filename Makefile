@@ -8,7 +8,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train test bench lint format tensorboard clean
+.PHONY: help install data train study test bench lint format tensorboard clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,11 @@ data: ## Install the real Fashion-MNIST (Debian's dataset-fashion-mnist) when it
 
 train: install data ## Train the report's good model (ARGS="trainer.max_epochs=5" to override)
 	$(PY) train.py experiment=good $(ARGS)
+
+study: install data ## Train the good and the bad model in one sweep, then report on both
+	@sweep=logs/multiruns/study_$$(date +%Y-%m-%d_%H-%M-%S)_$$$$; \
+	$(PY) train.py -m experiment=good,bad hydra.sweep.dir=$$sweep $(ARGS) && \
+	$(PY) -m goodfit.report $$sweep
 
 test: install data ## Run the tests (integration tests use the real data when it is installed)
 	$(PY) -m pytest $(ARGS)

@@ -143,3 +143,61 @@ def test_data_not_found_names_every_place(tmp_path):
     assert result.returncode != 0
     assert str(tmp_path / "nowhere") in output and str(tmp_path / "sys") in output
     assert "apt-get install dataset-fashion-mnist" in output
+
+
+def test_run_folder_has_its_pictures(good_run):
+    from .test_figures import assert_png
+
+    run_dir, _ = good_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["pictures"] == [
+        "confusion_matrix.png",
+        "learning_curves.png",
+        "misclassified.png",
+    ]
+    for name in summary["pictures"]:
+        assert_png(run_dir / name, min_size=(400, 250))  # an empty misclassified grid is short
+
+
+def test_summary_holds_the_diagnosis(good_run):
+    from goodfit.diagnosis import Thresholds, diagnose, wilson_interval
+
+    run_dir, _ = good_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    last = summary["history"][-1]
+    assert summary["generalization_gap"] == pytest.approx(last["val_loss"] - last["train_loss"])
+    expected = diagnose(summary["history"], 36, 200, summary["test_acc"], Thresholds())
+    assert summary["verdict"] == expected.verdict
+    assert summary["verdict_reasons"] == expected.reasons
+    assert summary["val_acc_ci95"] == pytest.approx(wilson_interval(last["val_acc"], 36))
+    assert summary["test_acc_ci95"] == pytest.approx(wilson_interval(summary["test_acc"], 200))
+    per_class = summary["per_class"]
+    assert list(per_class)[:2] == ["T-shirt/top", "Trouser"] and len(per_class) == 10
+    for figures in per_class.values():
+        assert set(figures) == {"accuracy", "precision", "recall"}
+        assert all(0.0 <= v <= 1.0 for v in figures.values())
+
+
+def test_console_shows_the_verdict(good_run):
+    run_dir, output = good_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert "verdict" in output and summary["verdict"].split(",")[0] in output
+    assert "95% interval" in output
+
+
+def test_tensorboard_pictures_and_verdict(good_run):
+    run_dir, _ = good_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    events = load_events(run_dir)
+    images = events.Tags()["images"]
+    for name in ("learning_curves", "confusion_matrix", "misclassified"):
+        tag = f"pictures/{name}"
+        assert tag in images
+        image = events.Images(tag)[-1]
+        assert image.encoded_image_string[:4] == b"\x89PNG" and image.width >= 400
+        assert image.step == summary["epochs_run"]
+    text_tags = events.PluginTagToContent("text")
+    tag = next(t for t in text_tags if t.startswith("diagnosis/verdict"))
+    text = events.Tensors(tag)[0].tensor_proto.string_val[0].decode()
+    assert f"Verdict: {summary['verdict']}" in text
+    assert summary["verdict_reasons"][0] in text

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from goodfit.evaluation import TestEvaluation, TestResults
 from goodfit.timing import process_start_time
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -64,7 +65,8 @@ class Classifier(L.LightningModule):
 
     Logs `train/loss`, `train/acc`, `val/loss`, `val/acc` once per epoch and `test/loss`,
     `test/acc`, with the epoch as TensorBoard's step, and keeps the per-epoch `history`
-    (saved in checkpoints, so a resumed run keeps it).
+    (saved in checkpoints, so a resumed run keeps it). After testing, `test_results` holds the
+    confusion matrix, per-class figures and misclassified examples.
     """
 
     def __init__(
@@ -85,6 +87,8 @@ class Classifier(L.LightningModule):
         self.train_metrics = StageMetrics()
         self.val_metrics = StageMetrics()
         self.test_metrics = StageMetrics()
+        self.test_evaluation = TestEvaluation(num_classes)
+        self.test_results: TestResults | None = None
         self.history: list[dict[str, float | int | None]] = []
         self.startup_seconds: float | None = None
         self._val: dict[str, float] = {}
@@ -102,21 +106,22 @@ class Classifier(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> tuple[Tensor, Tensor]:
         images, labels = batch
         logits = self.net(images)
         loss = F.cross_entropy(logits, labels)
         self.stage_metrics(stage).update(loss, logits, labels)
-        return loss
+        return loss, logits
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train")[0]
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
+        _, logits = self._step(batch, "test")
+        self.test_evaluation.update(batch[0], logits, batch[1])
 
     def _log_stage(self, stage: str) -> dict[str, float]:
         values = self.stage_metrics(stage).compute_and_reset()
@@ -155,6 +160,7 @@ class Classifier(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_stage("test")
+        self.test_results = self.test_evaluation.compute_and_reset()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["goodfit_history"] = self.history

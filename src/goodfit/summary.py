@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,26 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def per_class_table(class_names: Sequence[str], results: Any) -> dict[str, dict[str, float]]:
+    """{class name: {accuracy, precision, recall}} from the module's TestResults (torchmetrics'
+    per-class figures on the test set); empty when testing did not run."""
+    if results is None:
+        return {}
+    figures = results.per_class
+    return {
+        name: {metric: float(values[k]) for metric, values in figures.items()}
+        for k, name in enumerate(class_names)
+    }
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.{digits}f}"
     return str(value)
+
+
+def _interval(bounds: Sequence[float] | None) -> str:
+    return f"  (95% interval {bounds[0]:.4f} to {bounds[1]:.4f})" if bounds else ""
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
@@ -60,7 +77,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         ("epochs run", summary["epochs_run"]),
         ("best val/acc", _fmt(summary.get("best_val_acc"))),
         ("test loss", _fmt(summary["test_loss"])),
-        ("test accuracy", _fmt(summary["test_acc"])),
+        ("test accuracy", _fmt(summary["test_acc"]) + _interval(summary.get("test_acc_ci95"))),
+        ("generalization gap", _fmt(summary.get("generalization_gap"))),
+        ("verdict", summary.get("verdict")),
         ("fit time", f"{summary['fit_seconds']:.1f} s"),
         ("run folder", summary["run_dir"]),
         ("TensorBoard", f"tensorboard --logdir {summary['run_dir']}"),
@@ -68,6 +87,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     for key, value in rows:
         table.add_row(key, str(value))
     console.print(table)
+    for reason in summary.get("verdict_reasons") or []:
+        console.print(f"  - {reason}", highlight=False)
 
 
 def print_table(title: str, rows: list[tuple[str, Any]], console: Console | None = None) -> None:

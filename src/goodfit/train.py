@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from goodfit.config import validate
+from goodfit.diagnosis import Thresholds, diagnose
 from goodfit.distributed import is_rank_zero, use_job_relaunch
 from goodfit.errors import RunFolderInUseError
 
@@ -138,6 +139,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         resumed = load_resumed_run(cfg)
         cfg = resumed.cfg
     validate(cfg)
+    thresholds = Thresholds.from_mapping(cfg.get("diagnosis"))
     run_dir = Path(cfg.paths.output_dir)
     if resumed is None and is_rank_zero():  # DDP children share rank 0's folder
         check_run_dir_unused(run_dir)
@@ -156,10 +158,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     from goodfit.callbacks import DivergedError, RunInterrupted, StopOnSignal
     from goodfit.checkpoint_io import AtomicCheckpointIO
+    from goodfit.figures import write_run_pictures
     from goodfit.models import build_network
     from goodfit.module import Classifier
-    from goodfit.summary import print_summary, write_json_atomic
-    from goodfit.tensorboard import add_curves_layout, log_hparams
+    from goodfit.summary import per_class_table, print_summary, write_json_atomic
+    from goodfit.tensorboard import add_curves_layout, log_hparams, log_pictures, log_verdict
 
     quiet_library_noise()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -227,6 +230,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "test_loss": float(test_metrics["test/loss"]),
         "test_acc": float(test_metrics["test/acc"]),
         "best_val_acc": max(val_accs) if val_accs else None,
+        **diagnose(
+            history,
+            datamodule.sizes["n_val"],
+            datamodule.sizes["n_test"],
+            float(test_metrics["test/acc"]),
+            thresholds,
+        ).to_summary(),
+        "per_class": per_class_table(datamodule.class_names, model.test_results),
         "best_checkpoint": str(best_path) if best_path else None,
         "history": history,
         "fit_seconds": round(fit_seconds, 3),
@@ -239,7 +250,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     if not trainer.is_global_zero:
         return summary
+    pictures = write_run_pictures(
+        run_dir, history, model.test_results, datamodule.class_names,
+        f"{cfg.get('name')}: {summary['verdict']}", summary["n_val"],
+    )  # fmt: skip
+    summary["pictures"] = sorted(path.name for path in pictures.values())
     write_json_atomic(run_dir / "summary.json", summary)
+    log_pictures(loggers, pictures, step=len(history))
+    log_verdict(loggers, summary)
     log_hparams(
         loggers,
         hparams_for_tensorboard(cfg, choices),

@@ -1,0 +1,166 @@
+"""The fit diagnosis on synthetic and on the real seed histories, and the Wilson intervals."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from omegaconf import OmegaConf
+
+from goodfit.config import ConfigError
+from goodfit.diagnosis import (
+    GOOD_FIT,
+    OVERFITTING,
+    UNDERFITTING,
+    UNRELIABLE_VALIDATION,
+    Thresholds,
+    diagnose,
+    wilson_interval,
+)
+
+from .conftest import ROOT, run_train
+
+
+def history(train_loss: list[float], val_loss: list[float], val_acc: list[float] | None = None):
+    val_acc = val_acc or [0.9] * len(train_loss)
+    return [
+        {"epoch": i + 1, "train_loss": t, "val_loss": v, "train_acc": 0.9, "val_acc": a}
+        for i, (t, v, a) in enumerate(zip(train_loss, val_loss, val_acc, strict=True))
+    ]
+
+
+def quadratic_wilson(p: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson bounds as the roots of (p - x)^2 = z^2 x (1 - x) / n: a second derivation."""
+    a, b, c = 1 + z * z / n, -(2 * p + z * z / n), p * p
+    root = math.sqrt(b * b - 4 * a * c)
+    return (-b - root) / (2 * a), (-b + root) / (2 * a)
+
+
+# The real per-epoch figures of the seed experiments (seed 42): epoch, train loss, val loss,
+# train acc, val acc. good: epochs 16 and earlier trimmed except a few.
+REAL_GOOD = [(1, 0.7838, 0.5108, 0.7376, 0.8267), (5, 0.4176, 0.379, 0.8534, 0.8622),
+             (10, 0.352, 0.3319, 0.873, 0.8794), (15, 0.3156, 0.3162, 0.8868, 0.8831),
+             (17, 0.3029, 0.3051, 0.8907, 0.8903), (18, 0.2992, 0.3024, 0.8923, 0.8864),
+             (19, 0.2945, 0.3079, 0.8927, 0.8831), (20, 0.2895, 0.2987, 0.896, 0.8872)]  # fmt: skip
+REAL_BAD = [(1, 0.4978, 0.4334, 0.8239, 0.835), (2, 0.3886, 0.4884, 0.8651, 0.8333),
+            (3, 0.3597, 0.4295, 0.8766, 0.8667)]  # fmt: skip
+
+
+def as_history(rows):
+    keys = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def test_wilson_interval_known_values():
+    assert wilson_interval(0.5, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    assert wilson_interval(0.8784, 10_000) == pytest.approx((0.8718, 0.8847), abs=1e-4)
+    for p, n in ((0.5, 100), (0.8784, 10_000), (0.8667, 600), (0.1, 7)):
+        assert wilson_interval(p, n) == pytest.approx(quadratic_wilson(p, n), abs=1e-12)
+
+
+def test_wilson_interval_edges():
+    assert wilson_interval(1.0, 36)[1] == 1.0 and wilson_interval(1.0, 36)[0] < 1.0
+    assert wilson_interval(0.0, 36)[0] == 0.0 and wilson_interval(0.0, 36)[1] > 0.0
+    assert wilson_interval(0.5, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="proportion"):
+        wilson_interval(1.5, 10)
+
+
+def test_good_fit():
+    train = [1.0, 0.6, 0.45, 0.40, 0.395, 0.392, 0.390, 0.389]
+    val = [0.8, 0.55, 0.45, 0.41, 0.404, 0.401, 0.400, 0.399]
+    d = diagnose(history(train, val), n_val=5000, n_test=10_000, test_acc=0.88)
+    assert d.labels == [GOOD_FIT] and d.verdict == "good fit"
+    assert d.generalization_gap == pytest.approx(0.010)
+    assert d.best_val_loss_epoch == 8 and d.val_loss_rise == 0.0
+    assert any("within the 10.0% allowed" in r for r in d.reasons)
+    assert any("narrow enough" in r for r in d.reasons)
+    assert d.test_acc_ci95 == pytest.approx(wilson_interval(0.88, 10_000))
+
+
+def test_clear_overfit():
+    d = diagnose(history([1.0, 0.5, 0.3, 0.15, 0.08, 0.04], [0.8, 0.5, 0.42, 0.48, 0.55, 0.63]),
+                 n_val=5000)  # fmt: skip
+    assert d.labels == [OVERFITTING]
+    assert d.best_val_loss_epoch == 3
+    assert d.val_loss_rise == pytest.approx(0.63 / 0.42 - 1)
+    assert d.generalization_gap == pytest.approx(0.59)
+    text = " ".join(d.reasons)
+    assert "wider than the 10.0% allowed" in text
+    assert "lowest at epoch 3" in text and "more than the 5.0% allowed" in text
+    assert "went up while the training loss went down at epochs 4, 5, 6" in text
+
+
+def test_val_loss_turning_up_alone_is_overfitting():
+    d = diagnose(history([0.5, 0.4, 0.35, 0.33, 0.32], [0.40, 0.34, 0.33, 0.345, 0.36]), 5000)
+    assert d.labels == [OVERFITTING]
+    assert any("lowest at epoch 3" in r for r in d.reasons)
+
+
+def test_underfit():
+    d = diagnose(history([2.0, 1.6, 1.3, 1.1, 0.95], [1.9, 1.55, 1.28, 1.08, 0.93]), 5000)
+    assert d.labels == [UNDERFITTING] and d.still_falling is True
+    assert any("still falling fast" in r and "train longer" in r for r in d.reasons)
+
+
+def test_tiny_validation_set_is_unreliable():
+    rows = history([0.5, 0.45, 0.42], [0.47, 0.46, 0.45], [0.84, 0.86, 0.85])
+    d = diagnose(rows, n_val=60)
+    assert UNRELIABLE_VALIDATION in d.labels and GOOD_FIT not in d.labels
+    assert d.val_acc_ci95 == pytest.approx(wilson_interval(0.85, 60))
+    text = " ".join(d.reasons)
+    assert "on 60 images" in text and "wider than the 0.0400 allowed" in text
+    assert "cannot tell them apart" in text
+    # The same curves on a large validation set are a good fit.
+    assert diagnose(rows, n_val=20_000).labels == [GOOD_FIT]
+
+
+def test_no_validation_cannot_be_judged():
+    rows = [{"epoch": 1, "train_loss": 0.5, "val_loss": None, "val_acc": None}]
+    d = diagnose(rows, n_val=0)
+    assert d.labels == [UNRELIABLE_VALIDATION] and d.generalization_gap is None
+
+
+def test_real_seed_runs():
+    """The calibration the thresholds were chosen for: good is a good fit, bad is not."""
+    good = diagnose(as_history(REAL_GOOD), n_val=3600, n_test=10_000, test_acc=0.8784)
+    assert good.verdict == "good fit"
+    assert good.still_falling is True, "good's losses still fall slowly, yet it is no underfit"
+    bad = diagnose(as_history(REAL_BAD), n_val=600, n_test=10_000, test_acc=0.8556)
+    assert bad.labels == [OVERFITTING, UNRELIABLE_VALIDATION]
+    assert bad.generalization_gap == pytest.approx(0.0698)
+    assert bad.val_acc_ci95[1] - bad.val_acc_ci95[0] > 0.05
+
+
+def test_summary_keys():
+    data = diagnose(as_history(REAL_BAD), 600, 10_000, 0.8556).to_summary()
+    assert data["verdict"] == "overfitting, unreliable validation"
+    assert isinstance(data["verdict_reasons"], list) and data["verdict_reasons"]
+    assert {"generalization_gap", "val_acc_ci95", "test_acc_ci95"} <= data.keys()
+    assert len(data["test_acc_ci95"]) == 2
+
+
+def test_thresholds_yaml_equals_defaults():
+    yaml = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "diagnosis" / "default.yaml"))
+    assert Thresholds.from_mapping(yaml) == Thresholds()
+
+
+def test_bad_thresholds_name_the_key():
+    with pytest.raises(ConfigError, match=r"diagnosis\.max_relative_gap=-0\.1"):
+        Thresholds.from_mapping({"max_relative_gap": -0.1})
+    with pytest.raises(ConfigError, match=r"diagnosis\.trend_window=0"):
+        Thresholds.from_mapping({"trend_window": 0})
+    with pytest.raises(ConfigError, match=r"diagnosis\.max_gap is not a known threshold"):
+        Thresholds.from_mapping({"max_gap": 0.1})
+
+
+def test_train_refuses_bad_threshold_before_training(synthetic_dir, tmp_path):
+    from .conftest import synthetic_overrides
+
+    result = run_train(
+        "diagnosis.underfit_rate=-1", f"hydra.run.dir={tmp_path / 'run'}",
+        *synthetic_overrides(synthetic_dir), check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "diagnosis.underfit_rate=-1" in result.stdout + result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
