@@ -23,8 +23,8 @@ def test_epoch_time_leaves_out_warm_up():
 def test_bench_compares_template_and_loop(real_data_dir, tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "goodfit.bench", "--epochs", "1", "--batch-sizes", "512",
-         "--experiments", "--out", str(out)],
+        [sys.executable, "-m", "goodfit.bench", "--epochs", "2", "--repeat", "1",
+         "--batch-sizes", "512", "--experiments", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -36,3 +36,23 @@ def test_bench_compares_template_and_loop(real_data_dir, tmp_path):
     assert template["ratio"] == pytest.approx(template["s/epoch"] / loop["s/epoch"], rel=0.02)
     assert template["samples/s"] > 0 and template["peak MiB"] > 0 and template["startup s"] > 0
     assert data["machine"]["cores"] >= 1 and data["machine"]["torch"]
+
+
+def test_pooling_leaves_out_each_runs_warm_up():
+    runs = [
+        {
+            "epoch_seconds": [9.0, 2.0, 2.2],
+            "startup_seconds": 3.0,
+            "peak_memory_mb": 10,
+            "n_train": 5,
+        },
+        {
+            "epoch_seconds": [8.0, 3.0, 2.1],
+            "startup_seconds": 2.5,
+            "peak_memory_mb": 12,
+            "n_train": 5,
+        },
+    ]
+    pooled = bench.pool(runs)
+    assert bench.epoch_time(pooled) == pytest.approx(2.15)  # median of 2.0, 2.2, 3.0, 2.1
+    assert pooled["startup_seconds"] == 2.5 and pooled["peak_memory_mb"] == 12

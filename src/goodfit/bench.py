@@ -138,12 +138,13 @@ def epoch_time(result: dict[str, Any]) -> float:
 
 
 def comparison_rows(args: argparse.Namespace, out_root: Path) -> list[dict[str, Any]]:
+    """Loop and template alternate `repeat` times per batch size, so a change in the machine's
+    speed during the benchmark (shared hosts) falls on both; epochs are pooled per side."""
     device = "cuda" if args.device == "auto" and _has_cuda() else args.device
     device = "cpu" if device == "auto" else device
     accelerator = "gpu" if device == "cuda" else "cpu"
     rows = []
     for batch_size in args.batch_sizes:
-        loop = measure_loop(batch_size, args.epochs, device)
         base = [
             "experiment=good",
             f"trainer.max_epochs={args.epochs}",
@@ -155,13 +156,27 @@ def comparison_rows(args: argparse.Namespace, out_root: Path) -> list[dict[str, 
             variants.append(("goodfit, model.compile=true", [*base, "model.compile=true"]))
         if device == "cuda":
             variants.append(("goodfit, bf16-mixed", [*base, "trainer.precision=bf16-mixed"]))
-        loop_epoch = epoch_time(loop)
-        rows.append(_row("plain PyTorch loop", batch_size, loop, loop_epoch))
-        for label, overrides in variants:
-            out_dir = out_root / f"{label.replace(' ', '').replace(',', '_')}_bs{batch_size}"
-            result = measure_template(overrides, out_dir)
-            rows.append(_row(label, batch_size, result, loop_epoch))
+        results: dict[str, list[dict[str, Any]]] = {"plain PyTorch loop": []}
+        for repeat in range(args.repeat):
+            results["plain PyTorch loop"].append(measure_loop(batch_size, args.epochs, device))
+            for label, overrides in variants:
+                name = f"{label.replace(' ', '').replace(',', '_')}_bs{batch_size}_{repeat}"
+                results.setdefault(label, []).append(measure_template(overrides, out_root / name))
+        pooled = {label: pool(runs) for label, runs in results.items()}
+        loop_epoch = epoch_time(pooled["plain PyTorch loop"])
+        rows += [_row(label, batch_size, result, loop_epoch) for label, result in pooled.items()]
     return rows
+
+
+def pool(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several measurements of one side as one: every epoch but each run's first (warm-up)."""
+    epochs = [s for run in runs for s in (run["epoch_seconds"][1:] or run["epoch_seconds"])]
+    return {
+        "epoch_seconds": [max(epochs), *epochs],  # epoch_time() leaves out the first
+        "startup_seconds": min(run["startup_seconds"] for run in runs),
+        "peak_memory_mb": max(run["peak_memory_mb"] for run in runs),
+        "n_train": runs[0]["n_train"],
+    }
 
 
 def _row(label: str, batch_size: int, result: dict[str, Any], loop_epoch: float) -> dict:
@@ -213,6 +228,9 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m goodfit.bench", description=__doc__)
     parser.add_argument("--epochs", type=int, default=4, help="epochs per timing (default 4)")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="loop/template alternations per batch (default 2)"
+    )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 512])
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--compile", action="store_true", help="also time model.compile=true")
@@ -236,7 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     info = machine()
     print("Machine:", ", ".join(f"{k}={v}" for k, v in info.items()))
     rows = comparison_rows(args, out_root)
-    print_table(f"Per epoch: experiment=good's network, SGD, {args.epochs} epochs", rows)
+    title = f"Per epoch: experiment=good's network, SGD, {args.epochs} epochs x {args.repeat}"
+    print_table(title + " (median; ratio = goodfit / loop)", rows)
     experiments = experiment_rows(args.experiments, out_root) if args.experiments else []
     if experiments:
         print_table("Whole experiments (python train.py experiment=NAME)", experiments)

@@ -39,9 +39,8 @@ class StageMetrics(nn.Module):
 
     def update(self, loss: Tensor, logits: Tensor, target: Tensor) -> None:
         n = target.numel()
-        self.totals[0] += loss.detach() * n
-        self.totals[1] += (logits.detach().argmax(1) == target).sum()
-        self.totals[2] += n
+        correct = (logits.detach().argmax(1) == target).sum()
+        self.totals += torch.stack((loss.detach() * n, correct, correct.new_tensor(n)))
 
     def compute_and_reset(self) -> dict[str, Tensor]:
         loss_sum, correct, count = self.totals.unbind()

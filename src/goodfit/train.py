@@ -158,6 +158,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     from goodfit.callbacks import DivergedError, RunInterrupted, StopOnSignal
     from goodfit.checkpoint_io import AtomicCheckpointIO
+    from goodfit.fast_hooks import use_fast_callback_dispatch
     from goodfit.figures import write_run_pictures
     from goodfit.models import build_network
     from goodfit.module import Classifier
@@ -195,6 +196,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
     add_curves_layout(loggers)
     use_job_relaunch()
+    use_fast_callback_dispatch()
 
     started = time.perf_counter()
     try:

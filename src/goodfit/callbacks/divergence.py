@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -13,10 +14,10 @@ from goodfit.errors import DivergedError
 class StopOnDivergence(L.Callback):
     """Checks the training loss of every batch and stops the run when it is NaN or infinite.
 
-    The check itself stays on the device (a running "all finite so far" flag); the host reads
-    the flag every `check_every_n_steps` steps and at the end of each epoch, so on a GPU the
+    On an accelerator the check stays on the device (a running "all finite so far" flag); the
+    host reads the flag every `check_every_n_steps` steps and at the end of each epoch, so the
     run stops at most that many steps after the loss diverged, without a host sync per step.
-    On the CPU reading it costs nothing and it is read after every step.
+    On the CPU reading the loss costs nothing, so it is read after every step.
     """
 
     def __init__(self, check_every_n_steps: int = 20) -> None:
@@ -29,14 +30,19 @@ class StopOnDivergence(L.Callback):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None:
             return
+        if loss.device.type == "cpu":  # one read, no kernels
+            value = loss.item()
+            if not math.isfinite(value):
+                self._finite = torch.tensor(False)
+                self.check(trainer, pl_module, value)
+            return
         finite = torch.isfinite(loss.detach()).all()
         if self._finite is None:
             self._finite = finite
         else:
             self._finite = self._finite & finite
-        on_cpu = loss.device.type == "cpu"
-        if on_cpu or trainer.global_step % self.check_every_n_steps == 0:
-            self.check(trainer, pl_module, float(loss.detach()) if on_cpu else None)
+        if trainer.global_step % self.check_every_n_steps == 0:
+            self.check(trainer, pl_module, None)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.check(trainer, pl_module, None)
