@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -160,7 +161,8 @@ def comparison_rows(args: argparse.Namespace, out_root: Path) -> list[dict[str, 
         for repeat in range(args.repeat):
             results["plain PyTorch loop"].append(measure_loop(batch_size, args.epochs, device))
             for label, overrides in variants:
-                name = f"{label.replace(' ', '').replace(',', '_')}_bs{batch_size}_{repeat}"
+                slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)  # no = or , in hydra.run.dir
+                name = f"{slug}_bs{batch_size}_{repeat}"
                 results.setdefault(label, []).append(measure_template(overrides, out_root / name))
         pooled = {label: pool(runs) for label, runs in results.items()}
         loop_epoch = epoch_time(pooled["plain PyTorch loop"])
