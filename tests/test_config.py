@@ -84,6 +84,9 @@ def test_callbacks_and_loggers_can_be_switched_off(compose):
         ("model.dropout=1.0", "model.dropout"),
         ("datamodule.val_split_mode=head", "datamodule.val_split_mode"),
         ("seed=-1", "seed"),
+        ("datamodule.train_subset=0", "datamodule.train_subset"),
+        ("model.compile=yes", "model.compile"),
+        ("callbacks.rich_progress_bar.update_every=0", "callbacks.rich_progress_bar.update_every"),
     ],
 )
 def test_bad_values_refused_with_key_value_and_allowed(compose, override, key):
@@ -95,3 +98,15 @@ def test_bad_values_refused_with_key_value_and_allowed(compose, override, key):
 
 def test_unlimited_epochs_allowed(compose):
     validate(compose("trainer.max_epochs=-1"))
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("augmentation.hflip=1.5", "augmentation.hflip"),
+     ("augmentation.max_shift=-0.1", "augmentation.max_shift"),
+     ("augmentation.max_rotation=400", "augmentation.max_rotation"),
+     ("augmentation.erase=2", "augmentation.erase")],
+)  # fmt: skip
+def test_bad_augmentation_values_refused_before_any_work(compose, override, key):
+    with pytest.raises(ConfigError, match=rf"{key}=.* must be "):
+        validate(compose("augmentation=strong", override))

@@ -37,6 +37,15 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "an integer >= 1 (images per class), or null for all",
     ),
     "optimizer.lr": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "model.compile": (lambda v: isinstance(v, bool), "true or false"),
+    "augmentation.max_shift": (lambda v: _is_number(v) and 0 <= v <= 1, "a fraction in [0, 1]"),
+    "augmentation.max_rotation": (lambda v: _is_number(v) and 0 <= v <= 180, "degrees in [0, 180]"),
+    "augmentation.hflip": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+    "augmentation.erase": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+    "callbacks.rich_progress_bar.update_every": (
+        lambda v: _is_int(v) and v >= 1,
+        "an integer >= 1 (batches)",
+    ),
     "model.dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
 }
 
