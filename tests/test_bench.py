@@ -56,3 +56,11 @@ def test_pooling_leaves_out_each_runs_warm_up():
     pooled = bench.pool(runs)
     assert bench.epoch_time(pooled) == pytest.approx(2.15)  # median of 2.0, 2.2, 3.0, 2.1
     assert pooled["startup_seconds"] == 2.5 and pooled["peak_memory_mb"] == 12
+
+
+@pytest.mark.parametrize("argv", [["--repeat", "0"], ["--epochs", "0"], ["--batch-sizes", "0"]])
+def test_bench_refuses_bad_arguments(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert argv[0] in capsys.readouterr().err

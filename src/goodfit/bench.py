@@ -241,7 +241,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="where to write the JSON results")
     parser.add_argument("--loop-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ("epochs", "repeat", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}={getattr(args, name)}: must be >= 1")
+    if any(b < 1 for b in args.batch_sizes):
+        parser.error(f"--batch-sizes={args.batch_sizes}: each must be >= 1")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
