@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 
 class ConfigError(ValueError):
@@ -47,7 +47,30 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "an integer >= 1 (batches)",
     ),
     "model.dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "datamodule.classes": (
+        lambda v: (
+            v is None
+            or (len(v) > 0 and len(set(v)) == len(v) and all(_is_int(c) and 0 <= c <= 9 for c in v))
+        ),
+        "distinct class numbers in 0..9, or null for all ten",
+    ),
+    "save_backbone": (lambda v: isinstance(v, bool), "true or false"),
+    "transfer.unfreeze_top_blocks": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "transfer.unfreeze_at_epoch": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "transfer.top_lr_ratio": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "transfer.head.epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "transfer.head.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
 }
+
+
+def _class_count_problems(cfg: DictConfig) -> list[str]:
+    """The network's outputs must match the classes kept by `datamodule.classes`."""
+    classes = OmegaConf.select(cfg, "datamodule.classes", default=None)
+    num_classes = OmegaConf.select(cfg, "model.num_classes", default=None)
+    if not isinstance(classes, ListConfig) or num_classes in (None, len(classes)):
+        return []
+    return [f"model.num_classes={num_classes} does not match datamodule.classes="
+            f"{list(classes)}: set model.num_classes={len(classes)}"]  # fmt: skip
 
 
 def validate(cfg: DictConfig) -> None:
@@ -59,6 +82,8 @@ def validate(cfg: DictConfig) -> None:
             continue
         if not check(value):
             problems.append(f"{key}={value!r} is not allowed: must be {allowed}")
+    if not problems:
+        problems = _class_count_problems(cfg)
     if problems:
         raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems))
 

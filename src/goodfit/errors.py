@@ -26,6 +26,10 @@ class CheckpointLoadError(RuntimeError):
     """No checkpoint in the folder could be loaded."""
 
 
+class BackboneError(RuntimeError):
+    """A pretrained backbone is missing or does not fit the network."""
+
+
 USER_ERRORS = (
     ConfigError,
     DataNotFoundError,
@@ -33,6 +37,7 @@ USER_ERRORS = (
     RunFolderInUseError,
     DivergedError,
     CheckpointLoadError,
+    BackboneError,
 )
 EXIT_USER_ERROR = 2
 

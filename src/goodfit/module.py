@@ -168,7 +168,9 @@ class Classifier(L.LightningModule):
         self.history = list(checkpoint.get("goodfit_history", []))
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.parameters())
+        # Frozen parameters (transfer learning) stay out; Lightning's finetuning callbacks add
+        # them as their own parameter group when they unfreeze them.
+        optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
         kwargs = {}

@@ -130,8 +130,9 @@ def quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Train and test one model as `cfg` says; write the run's record; return its summary."""
+def run(cfg: DictConfig, choices: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train and test one model as `cfg` says; write the run's record; return its summary.
+    `choices` are the config-group choices when `cfg` was not composed by this Hydra run."""
     resumed = None
     if cfg.get("resume"):
         from goodfit.resume import load_resumed_run
@@ -167,13 +168,19 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     quiet_library_noise()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    choices = resumed.choices if resumed else hydra_choices()
+    if choices is None:
+        choices = resumed.choices if resumed else hydra_choices()
 
     augmentation = instantiate(cfg.augmentation) if cfg.get("augmentation") else None
     datamodule = instantiate(cfg.datamodule, augmentation=augmentation)
     datamodule.prepare_data()  # fail on missing or damaged data before building anything else
     datamodule.load()
     net = build_network(cfg.model)
+    transfer = None
+    if cfg.get("transfer"):
+        from goodfit import transfer as transfer_learning
+
+        transfer = transfer_learning.prepare(cfg, net, datamodule, run_dir)
     scheduler = cfg.get("scheduler")
     model = Classifier(
         net=net,
@@ -184,7 +191,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         num_classes=len(datamodule.class_names),
     )
 
-    callbacks = build_callbacks(cfg, run_dir)
+    callbacks = build_callbacks(cfg, run_dir) + (transfer.callbacks if transfer else [])
     loggers = build_loggers(cfg)
     trainer: L.Trainer = instantiate(
         cfg.trainer,
@@ -250,8 +257,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "torch": torch.__version__,
         "run_dir": str(run_dir),
     }
+    if transfer is not None:
+        scratch_acc = transfer_learning.scratch_test_acc(cfg, run_dir)
+        summary.update(transfer.record, scratch_test_acc=scratch_acc,
+                       transfer_gain=round(summary["test_acc"] - scratch_acc, 4))  # fmt: skip
     if not trainer.is_global_zero:
         return summary
+    if cfg.get("save_backbone"):
+        from goodfit.transfer import BACKBONE_FILE, save_backbone
+
+        save_backbone(net, OmegaConf.to_container(cfg.model, resolve=True), run_dir / BACKBONE_FILE)
+        summary["backbone"] = str(run_dir / BACKBONE_FILE)
     pictures = write_run_pictures(
         run_dir, history, model.test_results, datamodule.class_names,
         f"{cfg.get('name')}: {summary['verdict']}", summary["n_val"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -127,6 +128,29 @@ def per_class_subset(labels: torch.Tensor, indices: torch.Tensor, per_class: int
     return torch.cat(chosen).sort().values
 
 
+def check_classes(classes: Sequence[int] | None) -> tuple[int, ...] | None:
+    """`datamodule.classes`: distinct class numbers in 0..9, or None for all ten."""
+    if classes is None:
+        return None
+    classes = tuple(classes)
+    valid = all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 9 for c in classes)
+    if not classes or not valid or len(set(classes)) != len(classes):
+        raise ValueError(
+            f"datamodule.classes={list(classes)}: must be distinct class numbers in 0..9 "
+            "(at least one), or null for all ten"
+        )
+    return classes
+
+
+def relabel(labels: torch.Tensor, classes: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels renumbered 0..len(classes)-1 in the order of `classes` (others -1), and the mask
+    of the samples whose class is kept."""
+    mapping = torch.full((10,), -1, dtype=labels.dtype)
+    mapping[list(classes)] = torch.arange(len(classes), dtype=labels.dtype)
+    new = mapping[labels]
+    return new, new >= 0
+
+
 class FashionMNISTDataModule(L.LightningDataModule):
     """Fashion-MNIST from IDX files, held in memory (on the accelerator when there is one)."""
 
@@ -143,6 +167,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         normalize: Literal["scale", "standardize"] = "scale",
         seed: int = 42,
         train_subset: int | None = None,
+        classes: Sequence[int] | None = None,
         augmentation: nn.Module | None = None,
     ) -> None:
         super().__init__()
@@ -158,8 +183,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
         if train_subset is not None and (isinstance(train_subset, bool) or train_subset < 1):
             raise ValueError(f"datamodule.train_subset={train_subset}: must be an integer >= 1")
         self.train_subset = train_subset
+        self.classes = check_classes(classes)
         self.augmentation = augmentation
-        self.class_names = CLASS_NAMES
+        self.class_names = (
+            CLASS_NAMES if self.classes is None else tuple(CLASS_NAMES[c] for c in self.classes)
+        )
         self.train: Split | None = None
         self.val: Split | None = None
         self.test: Split | None = None
@@ -194,6 +222,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
             images = normalize_images(raw["train_images"], self.mean, self.std)
         test_images = normalize_images(raw["test_images"], self.mean, self.std)
         labels, test_labels = raw["train_labels"].long(), raw["test_labels"].long()
+        if self.classes is not None:
+            labels, keep = relabel(labels, self.classes)
+            train_idx, val_idx = train_idx[keep[train_idx]], val_idx[keep[val_idx]]
+            test_labels, test_keep = relabel(test_labels, self.classes)
+            test_images, test_labels = test_images[test_keep], test_labels[test_keep]
         if self.train_subset is not None:
             train_idx = per_class_subset(labels[train_idx], train_idx, self.train_subset, self.seed)
         self.train = Split(images[train_idx], labels[train_idx])

@@ -24,14 +24,17 @@ class CNN(nn.Module):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"model.dropout={dropout}: must be in [0, 1)")
-        layers: list[nn.Module] = []
+        stages: list[nn.Module] = []
         width = in_channels
         for out in channels:
-            layers += [nn.Conv2d(width, out, 3, padding=1), nn.ReLU(inplace=True),
-                       nn.Conv2d(out, out, 3, padding=1), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]  # fmt: skip
+            stages.append(nn.Sequential(
+                nn.Conv2d(width, out, 3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(out, out, 3, padding=1), nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ))  # fmt: skip
             width = out
-        self.features = nn.Sequential(*layers, nn.Flatten())
+        # One child per stage, so "the top block" of transfer learning is the last stage.
+        self.features = nn.Sequential(*stages, nn.Flatten())
         side = image_size // 2 ** len(channels)
         self.classifier = nn.Sequential(
             nn.Linear(width * side * side, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
