@@ -35,6 +35,8 @@ def test_bench_compares_template_and_loop(real_data_dir, tmp_path):
     loop, template = runs["plain PyTorch loop"], runs["goodfit"]
     assert template["ratio"] == pytest.approx(template["s/epoch"] / loop["s/epoch"], rel=0.02)
     assert template["samples/s"] > 0 and template["peak MiB"] > 0 and template["startup s"] > 0
+    cpu_ratio = template["CPU s/epoch"] / loop["CPU s/epoch"]
+    assert template["CPU ratio"] == pytest.approx(cpu_ratio, rel=0.02)
     assert data["machine"]["cores"] >= 1 and data["machine"]["torch"]
 
 
@@ -42,12 +44,14 @@ def test_pooling_leaves_out_each_runs_warm_up():
     runs = [
         {
             "epoch_seconds": [9.0, 2.0, 2.2],
+            "epoch_cpu_seconds": [9.5, 4.0, 4.4],
             "startup_seconds": 3.0,
             "peak_memory_mb": 10,
             "n_train": 5,
         },
         {
             "epoch_seconds": [8.0, 3.0, 2.1],
+            "epoch_cpu_seconds": [8.5, 6.0, 4.2],
             "startup_seconds": 2.5,
             "peak_memory_mb": 12,
             "n_train": 5,
@@ -55,6 +59,7 @@ def test_pooling_leaves_out_each_runs_warm_up():
     ]
     pooled = bench.pool(runs)
     assert bench.epoch_time(pooled) == pytest.approx(2.15)  # median of 2.0, 2.2, 3.0, 2.1
+    assert bench.epoch_time(pooled, "epoch_cpu_seconds") == pytest.approx(4.3)
     assert pooled["startup_seconds"] == 2.5 and pooled["peak_memory_mb"] == 12
 
 

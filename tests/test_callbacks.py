@@ -51,7 +51,7 @@ def test_progress_bar_rejects_bad_interval():
 def test_history_records_epoch_seconds_and_startup():
     model = tiny_fit([], epochs=2)
     assert [h["epoch"] for h in model.history] == [1, 2]
-    assert all(h["seconds"] > 0 for h in model.history)
+    assert all(h["seconds"] > 0 and h["cpu_seconds"] > 0 for h in model.history)
     assert model.startup_seconds is not None and model.startup_seconds > 0
 
 

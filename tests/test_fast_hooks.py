@@ -61,3 +61,28 @@ def test_with_a_profiler_lightnings_own_dispatch_runs(monkeypatch):
 
     dispatch_callback_hooks(Trainer(), "on_train_start")
     assert calls == ["on_train_start"]
+
+
+def test_the_default_profiler_is_one_shared_no_op_context():
+    from lightning.pytorch.profilers import PassThroughProfiler
+
+    from goodfit.fast_hooks import NoProfiler
+
+    profiler = NoProfiler()
+    assert isinstance(profiler, PassThroughProfiler), "so the fast dispatch stays on"
+    assert profiler.profile("a") is profiler.profile("b")
+    with profiler.profile("a"), profiler.profile("b"):  # nested, as Lightning nests them
+        pass
+    use_fast_callback_dispatch()
+    counting = Counting()
+    fit([counting], profiler=profiler)
+    assert counting.calls.count("batch_end:on_train_batch_end") == 8
+
+
+def test_a_profiler_asked_for_replaces_it(synthetic_dir, tmp_path):
+    from .conftest import run_train, synthetic_overrides
+
+    result = run_train("debug=fast", "+trainer.profiler=simple", f"hydra.run.dir={tmp_path / 'p'}",
+                       *synthetic_overrides(synthetic_dir))  # fmt: skip
+    report = result.stdout + result.stderr
+    assert "Profiler Report" in report and "run_training_batch" in report

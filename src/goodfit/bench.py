@@ -66,9 +66,9 @@ def plain_loop(batch_size: int, epochs: int, device: str, seed: int = 42) -> dic
     net = MLP().to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, foreach=True)
     generator = torch.Generator().manual_seed(seed)
-    epoch_seconds, startup = [], None
+    epoch_seconds, epoch_cpu_seconds, startup = [], [], None
     for _ in range(epochs):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         if startup is None:
             startup = time.time() - process_start_time()
         net.train()
@@ -91,9 +91,10 @@ def plain_loop(batch_size: int, epochs: int, device: str, seed: int = 42) -> dic
                               for i in range(0, len(vy), 1000))  # fmt: skip
         float(loss_sum), float(correct), float(val_correct)  # one sync per epoch, as goodfit
         epoch_seconds.append(time.perf_counter() - started)
+        epoch_cpu_seconds.append(time.process_time() - cpu_started)
     peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else peak_rss_mb()
-    return {"epoch_seconds": epoch_seconds, "startup_seconds": startup, "peak_memory_mb": peak,
-            "n_train": len(x)}  # fmt: skip
+    return {"epoch_seconds": epoch_seconds, "epoch_cpu_seconds": epoch_cpu_seconds,
+            "startup_seconds": startup, "peak_memory_mb": peak, "n_train": len(x)}  # fmt: skip
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
@@ -123,6 +124,7 @@ def measure_template(overrides: list[str], out_dir: Path) -> dict[str, Any]:
     summary = json.loads((out_dir / "summary.json").read_text())
     return {
         "epoch_seconds": [h["seconds"] for h in summary["history"]],
+        "epoch_cpu_seconds": [h["cpu_seconds"] for h in summary["history"]],
         "startup_seconds": summary["startup_seconds"],
         "peak_memory_mb": summary["peak_memory_mb"],
         "n_train": summary["n_train"],
@@ -132,9 +134,9 @@ def measure_template(overrides: list[str], out_dir: Path) -> dict[str, Any]:
     }
 
 
-def epoch_time(result: dict[str, Any]) -> float:
+def epoch_time(result: dict[str, Any], key: str = "epoch_seconds") -> float:
     """Median seconds per epoch, leaving out the first (warm-up) when there are several."""
-    seconds = result["epoch_seconds"]
+    seconds = result[key]
     return statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
 
 
@@ -165,30 +167,37 @@ def comparison_rows(args: argparse.Namespace, out_root: Path) -> list[dict[str, 
                 name = f"{slug}_bs{batch_size}_{repeat}"
                 results.setdefault(label, []).append(measure_template(overrides, out_root / name))
         pooled = {label: pool(runs) for label, runs in results.items()}
-        loop_epoch = epoch_time(pooled["plain PyTorch loop"])
-        rows += [_row(label, batch_size, result, loop_epoch) for label, result in pooled.items()]
+        loop = pooled["plain PyTorch loop"]
+        rows += [_row(label, batch_size, result, loop) for label, result in pooled.items()]
     return rows
 
 
 def pool(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Several measurements of one side as one: every epoch but each run's first (warm-up)."""
-    epochs = [s for run in runs for s in (run["epoch_seconds"][1:] or run["epoch_seconds"])]
+
+    def pooled(key: str) -> list[float]:
+        epochs = [s for run in runs for s in (run[key][1:] or run[key])]
+        return [max(epochs), *epochs]  # epoch_time() leaves out the first
+
     return {
-        "epoch_seconds": [max(epochs), *epochs],  # epoch_time() leaves out the first
+        "epoch_seconds": pooled("epoch_seconds"),
+        "epoch_cpu_seconds": pooled("epoch_cpu_seconds"),
         "startup_seconds": min(run["startup_seconds"] for run in runs),
         "peak_memory_mb": max(run["peak_memory_mb"] for run in runs),
         "n_train": runs[0]["n_train"],
     }
 
 
-def _row(label: str, batch_size: int, result: dict[str, Any], loop_epoch: float) -> dict:
-    epoch = epoch_time(result)
+def _row(label: str, batch_size: int, result: dict[str, Any], loop: dict[str, Any]) -> dict:
+    epoch, cpu = epoch_time(result), epoch_time(result, "epoch_cpu_seconds")
     return {
         "run": label,
         "batch": batch_size,
         "s/epoch": round(epoch, 3),
         "samples/s": round(result["n_train"] / epoch),
-        "ratio": round(epoch / loop_epoch, 3),
+        "ratio": round(epoch / epoch_time(loop), 3),
+        "CPU s/epoch": round(cpu, 3),
+        "CPU ratio": round(cpu / epoch_time(loop, "epoch_cpu_seconds"), 3),
         "startup s": round(result["startup_seconds"], 2),
         "peak MiB": round(result["peak_memory_mb"]),
     }
@@ -263,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     print("Machine:", ", ".join(f"{k}={v}" for k, v in info.items()))
     rows = comparison_rows(args, out_root)
     title = f"Per epoch: experiment=good's network, SGD, {args.epochs} epochs x {args.repeat}"
-    print_table(title + " (median; ratio = goodfit / loop)", rows)
+    print_table(title + " (median; ratio = goodfit / loop; CPU: process CPU time)", rows)
     experiments = experiment_rows(args.experiments, out_root) if args.experiments else []
     if experiments:
         print_table("Whole experiments (python train.py experiment=NAME)", experiments)

@@ -159,7 +159,7 @@ def run(cfg: DictConfig, choices: dict[str, Any] | None = None) -> dict[str, Any
 
     from goodfit.callbacks import DivergedError, RunInterrupted, StopOnSignal
     from goodfit.checkpoint_io import AtomicCheckpointIO
-    from goodfit.fast_hooks import use_fast_callback_dispatch
+    from goodfit.fast_hooks import NoProfiler, use_fast_callback_dispatch
     from goodfit.figures import write_run_pictures
     from goodfit.models import build_network
     from goodfit.module import Classifier
@@ -193,8 +193,10 @@ def run(cfg: DictConfig, choices: dict[str, Any] | None = None) -> dict[str, Any
 
     callbacks = build_callbacks(cfg, run_dir) + (transfer.callbacks if transfer else [])
     loggers = build_loggers(cfg)
+    profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
     trainer: L.Trainer = instantiate(
         cfg.trainer,
+        **profiler,
         callbacks=callbacks,
         logger=loggers or False,
         enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
