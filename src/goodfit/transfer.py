@@ -197,7 +197,7 @@ def train_head(
 
     from goodfit.module import Classifier
 
-    backbone = backbone_of(net)
+    backbone = backbone_of(net)  # on the CPU still: the trainer moves the network later
     splits = {}
     for name in ("train", "val", "test"):
         split = getattr(datamodule, name)
@@ -210,9 +210,10 @@ def train_head(
                       num_classes=len(datamodule.class_names))  # fmt: skip
     best = ModelCheckpoint(dirpath=folder / "checkpoints", filename="best", monitor="val/acc",
                            mode="max")  # fmt: skip
+    # On the CPU: the head is a small dense network on a few hundred feature vectors.
     trainer = L.Trainer(
-        max_epochs=int(head_cfg.epochs), accelerator="cpu" if backbone_device(net) == "cpu"
-        else "auto", devices=1, logger=TensorBoardLogger(folder, name="", version=""),
+        max_epochs=int(head_cfg.epochs), accelerator="cpu", devices=1,
+        logger=TensorBoardLogger(folder, name="", version=""),
         callbacks=[best], enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0,
     )  # fmt: skip
@@ -220,10 +221,6 @@ def train_head(
     trainer.fit(head, datamodule=data)
     result = trainer.test(head, datamodule=data, ckpt_path=best.best_model_path, verbose=False)
     return float(result[0]["test/acc"])
-
-
-def backbone_device(net: nn.Module) -> str:
-    return next(net.parameters()).device.type
 
 
 # ---------------------------------------------------------------- the runs around the main one
