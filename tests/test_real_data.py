@@ -30,7 +30,7 @@ def test_a_short_transfer_study_beats_training_from_scratch(real_data_dir, tmp_p
     run_dir = tmp_path / "finetune"
     run_train(
         "experiment=finetune", "trainer.max_epochs=3", "transfer.head.epochs=10",
-        "transfer.scratch.trainer.max_epochs=3", "+transfer.pretrain.trainer.max_epochs=1",
+        "+transfer.pretrain.trainer.max_epochs=1",
         "callbacks.rich_progress_bar=null", f"hydra.run.dir={run_dir}",
         f"datamodule.system_dir={real_data_dir}", f"datamodule.data_dir={tmp_path / 'none'}",
         "datamodule.download=false", timeout=600,

@@ -224,7 +224,6 @@ SMALL_STUDY = (
     "datamodule.train_subset=6",
     "trainer.max_epochs=2",
     "transfer.head.epochs=3",
-    "transfer.scratch.trainer.max_epochs=2",
     "+transfer.pretrain.trainer.max_epochs=2",
 )
 
@@ -248,6 +247,7 @@ def test_finetune_study_end_to_end(synthetic_dir, tmp_path):
     assert scratch["test_acc"] == summary["scratch_test_acc"]
     assert scratch["optimizer"] == "adamw" and scratch["n_train"] == summary["n_train"]
     assert scratch["params_trainable"] == scratch["params_total"]
+    assert scratch["epochs_run"] == summary["epochs_run"] == 2, "trainer.max_epochs reaches it"
     # the top block and the head trained; the lower stage stayed frozen
     assert summary["params_trainable"] < summary["params_total"]
     assert {"val/acc", "train/acc"} <= set(load_events(run_dir / "head").Tags()["scalars"])
@@ -271,3 +271,21 @@ def test_missing_backbone_is_a_clear_error_before_training(synthetic_dir, tmp_pa
     message = f"transfer.backbone_path={tmp_path}/nope.pt: no such file"
     assert message in result.stderr + result.stdout
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "summary.json").exists()
+
+
+def test_an_interrupted_step_names_its_study_to_resume(tmp_path):
+    import signal
+
+    from goodfit.callbacks import RunInterrupted, StopOnSignal
+
+    last = tmp_path / "study" / "scratch" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"saved")
+    stop = StopOnSignal(last, resume_dir=tmp_path / "study")
+    stop.signum = signal.SIGTERM
+    with pytest.raises(RunInterrupted, match=f"resume={tmp_path / 'study'}$"):
+        stop.stop(None, "after batch 1")
+    alone = StopOnSignal(last)
+    alone.signum = signal.SIGTERM
+    with pytest.raises(RunInterrupted, match=f"resume={tmp_path / 'study' / 'scratch'}$"):
+        alone.stop(None, "after batch 1")

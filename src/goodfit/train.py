@@ -64,7 +64,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Any]:
     if cfg.get("augmentation"):
         callbacks.append(AugmentationPreview(run_dir))
     callbacks += [RandomStateInCheckpoint(), StopOnDivergence()]
-    callbacks.append(StopOnSignal(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"))
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    callbacks.append(StopOnSignal(last, resume_dir=cfg.get("study_dir")))
     return callbacks
 
 

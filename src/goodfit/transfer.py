@@ -293,6 +293,7 @@ def pretrain_config(cfg: DictConfig, folder: Path) -> tuple[DictConfig, dict[str
     with open_dict(composed):
         del composed["hydra"]
         composed.paths.output_dir = str(folder)
+        composed.study_dir = str(folder.parent)  # an interrupted step resumes with its study
     apply_changes(composed, cfg.transfer.get("pretrain"))
     return composed, choices
 
@@ -308,6 +309,7 @@ def scratch_config(cfg: DictConfig, folder: Path) -> DictConfig:
         scratch.resume = None
         scratch.name = f"{cfg.get('name')}_scratch"
         scratch.paths.output_dir = str(folder)
+        scratch.study_dir = str(folder.parent)
         if "weights_path" in scratch.model:
             scratch.model.weights_path = None
     return scratch

@@ -38,8 +38,10 @@ class StopOnSignal(L.Callback):
     Lightning's own SIGTERM handling is replaced while training, because it exits with 0.
     """
 
-    def __init__(self, checkpoint_path: str | Path) -> None:
+    def __init__(self, checkpoint_path: str | Path, resume_dir: str | Path | None = None) -> None:
         self.checkpoint_path = Path(checkpoint_path)
+        # The folder to resume: the run's own, or the study's when the run is one of its steps.
+        self.resume_dir = Path(resume_dir) if resume_dir else self.checkpoint_path.parent.parent
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
@@ -92,9 +94,9 @@ class StopOnSignal(L.Callback):
             return
         name = signal.Signals(self.signum).name
         saved = self.checkpoint_path.is_file()
-        run_dir = self.checkpoint_path.parent.parent
         message = f"Interrupted by {name} {where}. " + (
-            f"Checkpoint: {self.checkpoint_path}. Resume with: python train.py resume={run_dir}"
+            f"Checkpoint: {self.checkpoint_path}. "
+            f"Resume with: python train.py resume={self.resume_dir}"
             if saved
             else "No checkpoint was written (checkpoints are switched off)."
         )
