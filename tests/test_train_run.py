@@ -49,8 +49,9 @@ def test_summary_json(good_run):
     assert summary["epochs_run"] == 3
     assert [h["epoch"] for h in summary["history"]] == [1, 2, 3]
     for entry in summary["history"]:
-        assert set(entry) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
-        assert entry["seconds"] > 0
+        assert set(entry) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds",
+                              "cpu_seconds"}  # fmt: skip
+        assert entry["seconds"] > 0 and entry["cpu_seconds"] >= 0
         assert 0.0 <= entry["train_acc"] <= 1.0 and 0.0 <= entry["val_acc"] <= 1.0
     assert 0.0 <= summary["test_acc"] <= 1.0 and summary["test_loss"] > 0
     assert summary["test_acc"] > 0.5, "synthetic classes are easy to tell apart"
