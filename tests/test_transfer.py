@@ -289,3 +289,16 @@ def test_an_interrupted_step_names_its_study_to_resume(tmp_path):
     alone.signum = signal.SIGTERM
     with pytest.raises(RunInterrupted, match=f"resume={tmp_path / 'study' / 'scratch'}$"):
         alone.stop(None, "after batch 1")
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("transfer.unfreeze_top_blocks=0", "transfer.unfreeze_top_blocks"),
+     ("transfer.unfreeze_at_epoch=-1", "transfer.unfreeze_at_epoch"),
+     ("transfer.top_lr_ratio=0", "transfer.top_lr_ratio"),
+     ("transfer.head.epochs=0", "transfer.head.epochs"),
+     ("datamodule.classes=[5,5]", "datamodule.classes")],
+)  # fmt: skip
+def test_bad_transfer_values_are_refused_by_key(compose, override, key):
+    with pytest.raises(ConfigError, match=key):
+        validate(compose("experiment=finetune", override))
