@@ -55,6 +55,17 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "distinct class numbers in 0..9, or null for all ten",
     ),
     "save_backbone": (lambda v: isinstance(v, bool), "true or false"),
+    "manual_optimization": (lambda v: isinstance(v, bool), "true or false"),
+    "steps_per_batch": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "trainer.gradient_clip_val": (
+        lambda v: v is None or (_is_number(v) and v >= 0),
+        "a number >= 0, or null for no clipping",
+    ),
+    "trainer.gradient_clip_algorithm": (
+        lambda v: v in (None, "norm", "value"),
+        "'norm' or 'value' (null: norm)",
+    ),
+    "trainer.accumulate_grad_batches": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "transfer.unfreeze_top_blocks": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "transfer.unfreeze_at_epoch": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "transfer.top_lr_ratio": (lambda v: _is_number(v) and v > 0, "a number > 0"),

@@ -14,7 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from goodfit import optimization
 from goodfit.evaluation import TestEvaluation, TestResults
+from goodfit.optimization import StepSettings
 from goodfit.timing import process_start_time
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -36,11 +38,17 @@ class StageMetrics(nn.Module):
         # The running totals of the epoch. Saved in checkpoints, so a run resumed mid-epoch
         # ends the epoch with the same figures.
         self.register_buffer("totals", torch.zeros(3, dtype=torch.float64))
+        self._sums: tuple[Tensor, ...] = ()  # views of `totals`, added to in place
 
     def update(self, loss: Tensor, logits: Tensor, target: Tensor) -> None:
-        n = target.numel()
-        correct = (logits.detach().argmax(1) == target).sum()
-        self.totals += torch.stack((loss.detach() * n, correct, correct.new_tensor(n)))
+        totals = self.totals
+        if not self._sums or self._sums[0]._base is not totals:  # moved or replaced
+            self._sums = totals.unbind()
+        loss_sum, correct, count = self._sums
+        n = target.shape[0]
+        loss_sum.add_(loss.detach(), alpha=n)
+        correct.add_(logits.detach().argmax(1).eq_(target).sum())
+        count.add_(n)
 
     def compute_and_reset(self) -> dict[str, Tensor]:
         loss_sum, correct, count = self.totals.unbind()
@@ -65,7 +73,8 @@ class Classifier(L.LightningModule):
     Logs `train/loss`, `train/acc`, `val/loss`, `val/acc` once per epoch and `test/loss`,
     `test/acc`, with the epoch as TensorBoard's step, and keeps the per-epoch `history`
     (saved in checkpoints, so a resumed run keeps it). After testing, `test_results` holds the
-    confusion matrix, per-class figures and misclassified examples.
+    confusion matrix, per-class figures and misclassified examples. It steps its optimizer
+    itself unless `steps.manual` is false (see `goodfit.optimization`).
     """
 
     def __init__(
@@ -76,8 +85,11 @@ class Classifier(L.LightningModule):
         scheduler_interval: str = "epoch",
         scheduler_monitor: str = "val/loss",
         num_classes: int = 10,
+        steps: StepSettings | None = None,
     ) -> None:
         super().__init__()
+        self.steps = steps or StepSettings()
+        self.automatic_optimization = not self.steps.manual
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -113,7 +125,20 @@ class Classifier(L.LightningModule):
         return loss, logits
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        if self.steps.steps_per_batch > 1:
+            return optimization.training_steps(self, self.steps, batch, batch_idx, self._loss)
+        loss = self._loss(batch)
+        if self.steps.manual:
+            last = optimization.is_last_batch(self, batch_idx)
+            optimization.take_step(self, self.steps, loss, batch_idx, last)
+        return loss
+
+    def _loss(self, batch: tuple[Tensor, Tensor]) -> Tensor:
         return self._step(batch, "train")[0]
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.steps.manual:
+            optimization.clip_gradients(self, self.steps, optimizer)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
@@ -131,6 +156,8 @@ class Classifier(L.LightningModule):
         return {name: float(value) for name, value in values.items()}
 
     def on_train_start(self) -> None:
+        if self.steps.manual:
+            optimization.check_schedulers(self)
         if self.startup_seconds is None:
             self.startup_seconds = time.time() - process_start_time()
 
@@ -159,6 +186,10 @@ class Classifier(L.LightningModule):
             }
         )
         self._val = {}
+        if self.steps.manual:
+            epoch = self.current_epoch + 1
+            optimization.step_schedulers(self, "epoch", epoch, plateau=True,
+                                         monitor=self.scheduler_monitor)  # fmt: skip
 
     def on_test_epoch_end(self) -> None:
         self._log_stage("test")
@@ -183,16 +214,12 @@ class Classifier(L.LightningModule):
             and "total_steps" in self.scheduler_factory.keywords
             and self.scheduler_factory.keywords["total_steps"] is None
         ):
-            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+            kwargs["total_steps"] = int(optimization.stepping_batches(self.trainer, self.steps))
         scheduler = self.scheduler_factory(optimizer, **kwargs)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": scheduler,
-                "interval": self.scheduler_interval,
-                "monitor": self.scheduler_monitor,
-            },
-        }
+        config = {"scheduler": scheduler, "interval": self.scheduler_interval}
+        if not self.steps.manual:  # with manual steps, on_train_epoch_end passes the monitor
+            config["monitor"] = self.scheduler_monitor
+        return {"optimizer": optimizer, "lr_scheduler": config}
 
 
 # Lightning inspects training_step's signature on every step (to decide whether to pass

@@ -164,6 +164,7 @@ def run(cfg: DictConfig, choices: dict[str, Any] | None = None) -> dict[str, Any
     from goodfit.figures import write_run_pictures
     from goodfit.models import build_network
     from goodfit.module import Classifier
+    from goodfit.optimization import StepSettings
     from goodfit.summary import per_class_table, print_summary, write_json_atomic
     from goodfit.tensorboard import add_curves_layout, log_hparams, log_pictures, log_verdict
 
@@ -173,7 +174,10 @@ def run(cfg: DictConfig, choices: dict[str, Any] | None = None) -> dict[str, Any
         choices = resumed.choices if resumed else hydra_choices()
 
     augmentation = instantiate(cfg.augmentation) if cfg.get("augmentation") else None
-    datamodule = instantiate(cfg.datamodule, augmentation=augmentation)
+    steps = StepSettings.from_config(cfg)
+    datamodule = instantiate(
+        cfg.datamodule, augmentation=augmentation, steps_per_batch=steps.steps_per_batch
+    )
     datamodule.prepare_data()  # fail on missing or damaged data before building anything else
     datamodule.load()
     net = build_network(cfg.model)
@@ -190,6 +194,7 @@ def run(cfg: DictConfig, choices: dict[str, Any] | None = None) -> dict[str, Any
         scheduler_interval=scheduler.interval if scheduler else "epoch",
         scheduler_monitor=scheduler.monitor if scheduler else "val/loss",
         num_classes=len(datamodule.class_names),
+        steps=steps,
     )
 
     callbacks = build_callbacks(cfg, run_dir) + (transfer.callbacks if transfer else [])
@@ -198,6 +203,7 @@ def run(cfg: DictConfig, choices: dict[str, Any] | None = None) -> dict[str, Any
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         **profiler,
+        **steps.trainer_kwargs(),
         callbacks=callbacks,
         logger=loggers or False,
         enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),

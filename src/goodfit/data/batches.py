@@ -38,6 +38,11 @@ class TensorBatches:
     keeps every sample exactly once, so synced metrics equal a one-process run's.
     It is stateful: Lightning saves `state_dict()` in checkpoints and, when a run resumes
     mid-epoch, `load_state_dict()` makes the next pass skip the batches already trained on.
+
+    With `steps_per_batch` K > 1 each item holds K consecutive batches in one slice (the last
+    may hold fewer), which the module splits back into batches of `batch_size`: Lightning's
+    per-batch work is then done once per K optimizer steps. The batches are the same as with
+    K = 1; `len()` counts the items.
     """
 
     def __init__(
@@ -50,13 +55,17 @@ class TensorBatches:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        steps_per_batch: int = 1,
     ) -> None:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
         self.images, self.labels = images, labels
+        if steps_per_batch < 1:
+            raise ValueError(f"steps_per_batch={steps_per_batch}: must be >= 1")
         self.batch_size, self.drop_last = batch_size, drop_last
+        self.steps_per_batch = steps_per_batch
         self.rank, self.world_size = rank, world_size
         self.sampler = EpochPermutation(len(images), seed, shuffle)
         self.batch_sampler = None  # Lightning looks for it beside `sampler`, as on a DataLoader
@@ -79,9 +88,13 @@ class TensorBatches:
             return n // self.world_size
         return len(range(self.rank, n, self.world_size))
 
-    def __len__(self) -> int:
+    def batches(self) -> int:
+        """Batches of `batch_size` in one pass (optimizer steps, when training)."""
         n = self._shard_size()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __len__(self) -> int:
+        return math.ceil(self.batches() / self.steps_per_batch)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         images, labels = self.images, self.labels
@@ -100,7 +113,10 @@ class TensorBatches:
             first = skip if epoch == self.sampler.epoch else 0
             self._resume = None
         self._yielded = first
+        size = self.batch_size * self.steps_per_batch
+        end = min(len(images), self.batches() * self.batch_size)
         for i in range(first, len(self)):
             self._yielded = i + 1
-            start = i * self.batch_size
-            yield images[start : start + self.batch_size], labels[start : start + self.batch_size]
+            start = i * size
+            stop = min(start + size, end)
+            yield images[start:stop], labels[start:stop]

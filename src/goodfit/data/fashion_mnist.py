@@ -169,6 +169,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         train_subset: int | None = None,
         classes: Sequence[int] | None = None,
         augmentation: nn.Module | None = None,
+        steps_per_batch: int = 1,
     ) -> None:
         super().__init__()
         if normalize not in ("scale", "standardize"):
@@ -185,6 +186,7 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.train_subset = train_subset
         self.classes = check_classes(classes)
         self.augmentation = augmentation
+        self.steps_per_batch = steps_per_batch  # training batches per Lightning batch
         self.class_names = (
             CLASS_NAMES if self.classes is None else tuple(CLASS_NAMES[c] for c in self.classes)
         )
@@ -270,7 +272,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
     def train_dataloader(self) -> TensorBatches:
         assert self.train is not None
         return TensorBatches(self.train.images, self.train.labels, self.batch_size,
-                             shuffle=True, seed=self.seed, **self._shard())  # fmt: skip
+                             shuffle=True, seed=self.seed, steps_per_batch=self.steps_per_batch,
+                             **self._shard())  # fmt: skip
 
     def val_dataloader(self) -> TensorBatches:
         assert self.val is not None

@@ -1,0 +1,187 @@
+"""goodfit's own optimizer steps (manual optimization) against Lightning's automatic ones:
+the same settings must give the same weights, learning rates and step counts."""
+
+from __future__ import annotations
+
+import functools
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from goodfit.config import ConfigError
+from goodfit.data.batches import TensorBatches
+from goodfit.models import MLP
+from goodfit.module import Classifier
+from goodfit.optimization import StepSettings
+
+
+class RecordLearningRates(Callback):
+    """The learning rate seen at every on_train_batch_end, and gradient norms at each step."""
+
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+        self.steps = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.steps += 1
+
+
+SCHEDULERS = {
+    "none": None,
+    "onecycle": (
+        functools.partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.5, total_steps=None),
+        "step",
+    ),
+    "step": (functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5), "epoch"),
+    "plateau": (
+        functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau, patience=0, factor=0.5),
+        "epoch",
+    ),
+}
+
+
+def fit(
+    manual: bool, scheduler: str = "none", epochs: int = 3, steps_per_batch: int = 1,
+    max_steps: int = -1, **step_kwargs,
+) -> tuple:  # fmt: skip
+    """Train a tiny MLP on 46 samples (12 batches of 4, the last one of 2) and return its
+    weights, the learning rates per batch, the optimizer steps, the global step and the
+    per-epoch history."""
+    L.seed_everything(0, verbose=False)
+    x, y = torch.rand(46, 1, 28, 28), torch.randint(0, 10, (46,))
+    factory, interval = SCHEDULERS[scheduler] or (None, "epoch")
+    steps = StepSettings(manual, **step_kwargs, steps_per_batch=steps_per_batch, batch_size=4)
+    model = Classifier(
+        MLP(hidden=(16,), dropout=0.0),
+        functools.partial(torch.optim.SGD, lr=0.3, momentum=0.9),
+        scheduler=factory,
+        scheduler_interval=interval,
+        steps=steps,
+    )
+    recorder = RecordLearningRates()
+    trainer = L.Trainer(
+        max_epochs=epochs, accelerator="cpu", logger=False, callbacks=[recorder],
+        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
+        num_sanity_val_steps=0, max_steps=max_steps,
+        **({} if manual else step_kwargs), **steps.trainer_kwargs(),
+    )  # fmt: skip
+    trainer.fit(
+        model,
+        train_dataloaders=TensorBatches(x, y, 4, shuffle=True, seed=1,
+                                        steps_per_batch=steps_per_batch),
+        val_dataloaders=TensorBatches(x[:20], y[:20], 10, shuffle=False),
+    )  # fmt: skip
+    history = [{k: v for k, v in h.items() if "seconds" not in k} for h in model.history]
+    return model.net.state_dict(), recorder.lrs, recorder.steps, trainer.global_step, history
+
+
+@pytest.mark.parametrize(
+    "scheduler, step_kwargs",
+    [
+        ("none", {}),
+        ("none", {"accumulate_grad_batches": 5}),  # 12 batches: steps after 5, 10 and 12
+        ("none", {"accumulate_grad_batches": 3}),  # not a divisor of steps_per_batch=5
+        ("none", {"gradient_clip_val": 0.05}),
+        ("none", {"gradient_clip_val": 0.001, "gradient_clip_algorithm": "value"}),
+        ("onecycle", {"accumulate_grad_batches": 3}),
+        ("step", {"gradient_clip_val": 0.05}),
+        ("plateau", {}),
+    ],
+)
+def test_manual_steps_match_lightning_automatic_optimization(scheduler, step_kwargs):
+    auto_weights, auto_lrs, auto_steps, auto_global, auto_history = fit(
+        False, scheduler, **step_kwargs
+    )
+    weights, lrs, steps, global_step, history = fit(True, scheduler, **step_kwargs)
+    assert steps == auto_steps and global_step == auto_global
+    assert lrs == pytest.approx(auto_lrs, rel=1e-6)
+    assert_same_weights(weights, auto_weights)
+    assert_same_history(history, auto_history)
+    # 12 batches in Lightning batches of 5 (5, 5, 2): the same steps, weights and curves
+    weights, lrs, steps, global_step, history = fit(True, scheduler, steps_per_batch=5,
+                                                    **step_kwargs)  # fmt: skip
+    assert steps == auto_steps and global_step == auto_global
+    assert lrs[-1] == pytest.approx(auto_lrs[-1], rel=1e-6)
+    assert_same_weights(weights, auto_weights)
+    assert_same_history(history, auto_history)
+
+
+def assert_same_history(history: list[dict], expected: list[dict]) -> None:
+    assert len(history) == len(expected)
+    for epoch, expected_epoch in zip(history, expected, strict=True):
+        assert epoch == pytest.approx(expected_epoch, rel=1e-5)
+
+
+def assert_same_weights(weights: dict, expected: dict) -> None:
+    for name, value in expected.items():
+        torch.testing.assert_close(weights[name], value, msg=name)
+
+
+def test_steps_per_batch_stops_at_max_steps():
+    expected = fit(False, max_steps=7)
+    chunked = fit(True, steps_per_batch=5, max_steps=7)
+    assert chunked[2] == expected[2] == 7 and chunked[3] == 7
+    assert_same_weights(chunked[0], expected[0])
+
+
+def test_steps_per_batch_needs_manual_optimization():
+    with pytest.raises(ConfigError, match="steps_per_batch=4 needs manual_optimization=true"):
+        StepSettings(manual=False, steps_per_batch=4, batch_size=32)
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_settings_make_a_difference():
+    """So the comparison above is not between runs that ignore the settings."""
+    plain_weights, plain_lrs, plain_steps, _, _ = fit(True)
+    accumulated = fit(True, accumulate_grad_batches=5)
+    assert accumulated[2] == 9 and plain_steps == 36  # 3 epochs of 3 steps / 12 steps
+    assert not same_weights(fit(True, gradient_clip_val=0.05)[0], plain_weights)
+    assert fit(True, "step")[1] != plain_lrs
+
+
+def test_plateau_scheduler_on_each_step_is_refused():
+    with pytest.raises(ConfigError, match="scheduler.interval='step'"):
+        L.seed_everything(0, verbose=False)
+        x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+        model = Classifier(
+            MLP(hidden=(4,)),
+            functools.partial(torch.optim.SGD, lr=0.1),
+            scheduler=SCHEDULERS["plateau"][0],
+            scheduler_interval="step",
+        )
+        trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False)  # fmt: skip
+        trainer.fit(model, train_dataloaders=TensorBatches(x, y, 4, shuffle=False))
+
+
+def test_plateau_monitor_missing_names_the_key():
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    model = Classifier(
+        MLP(hidden=(4,)),
+        functools.partial(torch.optim.SGD, lr=0.1),
+        scheduler=SCHEDULERS["plateau"][0],
+        scheduler_monitor="val/los",
+    )
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        num_sanity_val_steps=0)  # fmt: skip
+    with pytest.raises(ConfigError, match=r"scheduler.monitor='val/los'.*val/loss"):
+        trainer.fit(model, train_dataloaders=TensorBatches(x, y, 4, shuffle=False),
+                    val_dataloaders=TensorBatches(x, y, 4, shuffle=False))  # fmt: skip
+
+
+def test_settings_from_config(compose):
+    cfg = compose("trainer.gradient_clip_val=0.5", "trainer.accumulate_grad_batches=3")
+    steps = StepSettings.from_config(cfg)
+    assert steps == StepSettings(True, 0.5, None, 3, steps_per_batch=8, batch_size=32)
+    assert steps.trainer_kwargs()["accumulate_grad_batches"] == 1
+    lightning_steps = StepSettings.from_config(compose("manual_optimization=false"))
+    assert not lightning_steps.manual and lightning_steps.trainer_kwargs() == {}
