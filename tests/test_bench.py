@@ -37,6 +37,8 @@ def test_bench_compares_template_and_loop(real_data_dir, tmp_path):
     assert template["samples/s"] > 0 and template["peak MiB"] > 0 and template["startup s"] > 0
     cpu_ratio = template["CPU s/epoch"] / loop["CPU s/epoch"]
     assert template["CPU ratio"] == pytest.approx(cpu_ratio, rel=0.02)
+    assert template["paired"] > 0 and template["paired CPU"] > 0
+    assert loop["paired"] == 1.0
     assert data["machine"]["cores"] >= 1 and data["machine"]["torch"]
 
 

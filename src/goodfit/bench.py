@@ -47,10 +47,38 @@ def machine() -> dict[str, Any]:
     }
 
 
-def plain_loop(batch_size: int, epochs: int, device: str, seed: int = 42) -> dict[str, Any]:
-    """The hand-written baseline: permute, slice, step; accumulate on the device; validate."""
+def loop_epoch(net: Any, opt: Any, data: tuple, batch_size: int, generator: Any) -> None:
+    """One epoch of the hand-written baseline: permute, slice, step; accumulate loss and
+    accuracy on the device; validate; one host sync at the end, as goodfit."""
     import torch
     import torch.nn.functional as F
+
+    x, y, vx, vy = data
+    dev = x.device
+    net.train()
+    order = torch.randperm(len(x), generator=generator).to(dev)
+    xs, ys = x[order], y[order]
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.long)
+    for i in range(0, len(xs), batch_size):
+        xb, yb = xs[i : i + batch_size], ys[i : i + batch_size]
+        logits = net(xb)
+        loss = F.cross_entropy(logits, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach() * len(yb)
+        correct += (logits.argmax(1) == yb).sum()
+    net.eval()
+    with torch.no_grad():
+        val_correct = sum((net(vx[i : i + 1000]).argmax(1) == vy[i : i + 1000]).sum()
+                          for i in range(0, len(vy), 1000))  # fmt: skip
+    float(loss_sum), float(correct), float(val_correct)
+
+
+def plain_loop(batch_size: int, epochs: int, device: str, seed: int = 42) -> dict[str, Any]:
+    """The baseline in a process of its own: its epochs, start-up and peak memory."""
+    import torch
 
     from goodfit.data.fashion_mnist import FashionMNISTDataModule
     from goodfit.models import MLP
@@ -61,8 +89,8 @@ def plain_loop(batch_size: int, epochs: int, device: str, seed: int = 42) -> dic
     dm.prepare_data()
     dm.load()
     dev = torch.device(device)
-    x, y = dm.train.images.to(dev), dm.train.labels.to(dev)
-    vx, vy = dm.val.images.to(dev), dm.val.labels.to(dev)
+    tensors = (dm.train.images, dm.train.labels, dm.val.images, dm.val.labels)
+    data = tuple(t.to(dev) for t in tensors)
     net = MLP().to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, foreach=True)
     generator = torch.Generator().manual_seed(seed)
@@ -71,30 +99,13 @@ def plain_loop(batch_size: int, epochs: int, device: str, seed: int = 42) -> dic
         started, cpu_started = time.perf_counter(), time.process_time()
         if startup is None:
             startup = time.time() - process_start_time()
-        net.train()
-        order = torch.randperm(len(x), generator=generator).to(dev)
-        xs, ys = x[order], y[order]
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        for i in range(0, len(xs), batch_size):
-            xb, yb = xs[i : i + batch_size], ys[i : i + batch_size]
-            logits = net(xb)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * len(yb)
-            correct += (logits.argmax(1) == yb).sum()
-        net.eval()
-        with torch.no_grad():
-            val_correct = sum((net(vx[i : i + 1000]).argmax(1) == vy[i : i + 1000]).sum()
-                              for i in range(0, len(vy), 1000))  # fmt: skip
-        float(loss_sum), float(correct), float(val_correct)  # one sync per epoch, as goodfit
+        loop_epoch(net, opt, data, batch_size, generator)
         epoch_seconds.append(time.perf_counter() - started)
         epoch_cpu_seconds.append(time.process_time() - cpu_started)
     peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else peak_rss_mb()
     return {"epoch_seconds": epoch_seconds, "epoch_cpu_seconds": epoch_cpu_seconds,
-            "startup_seconds": startup, "peak_memory_mb": peak, "n_train": len(x)}  # fmt: skip
+            "startup_seconds": startup, "peak_memory_mb": peak,
+            "n_train": len(data[0])}  # fmt: skip
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
@@ -134,6 +145,26 @@ def measure_template(overrides: list[str], out_dir: Path) -> dict[str, Any]:
     }
 
 
+def measure_paired(overrides: list[str], out_dir: Path) -> dict[str, float]:
+    """One goodfit run with a plain-loop epoch before each of its epochs, in its process
+    (`goodfit.bench_paired`): the median ratio of the pairs, warm-up pair left out."""
+    loop_file = out_dir.parent / f"{out_dir.name}_loop.json"
+    paired = [f"+callbacks.paired_loop._target_={PAIRED_CALLBACK}",
+              f"+callbacks.paired_loop.out={loop_file}"]  # fmt: skip
+    template = measure_template([*overrides, *paired], out_dir)
+    loop = json.loads(loop_file.read_text())
+
+    def ratio(template_key: str, column: int) -> float:
+        pairs = list(zip(template[template_key], (epoch[column] for epoch in loop), strict=True))
+        return statistics.median(t / p for t, p in (pairs[1:] or pairs))
+
+    return {"paired": round(ratio("epoch_seconds", 0), 3),
+            "paired CPU": round(ratio("epoch_cpu_seconds", 1), 3)}  # fmt: skip
+
+
+PAIRED_CALLBACK = "goodfit.bench_paired.PairedLoopEpochs"
+
+
 def epoch_time(result: dict[str, Any], key: str = "epoch_seconds") -> float:
     """Median seconds per epoch, leaving out the first (warm-up) when there are several."""
     seconds = result[key]
@@ -168,7 +199,10 @@ def comparison_rows(args: argparse.Namespace, out_root: Path) -> list[dict[str, 
                 results.setdefault(label, []).append(measure_template(overrides, out_root / name))
         pooled = {label: pool(runs) for label, runs in results.items()}
         loop = pooled["plain PyTorch loop"]
-        rows += [_row(label, batch_size, result, loop) for label, result in pooled.items()]
+        batch_rows = [_row(label, batch_size, result, loop) for label, result in pooled.items()]
+        batch_rows[0].update({"paired": 1.0, "paired CPU": 1.0})
+        batch_rows[1].update(measure_paired(base, out_root / f"paired_bs{batch_size}"))
+        rows += batch_rows
     return rows
 
 
@@ -233,7 +267,7 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
         table.add_column(key, justify="left" if key in ("run", "experiment") else "right")
     for row in rows:
         table.add_row(*(str(row.get(key, "")) for key in rows[0]))
-    Console(width=140).print(table)
+    Console(width=160).print(table)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -272,7 +306,11 @@ def main(argv: list[str] | None = None) -> None:
     print("Machine:", ", ".join(f"{k}={v}" for k, v in info.items()))
     rows = comparison_rows(args, out_root)
     title = f"Per epoch: experiment=good's network, SGD, {args.epochs} epochs x {args.repeat}"
-    print_table(title + " (median; ratio = goodfit / loop; CPU: process CPU time)", rows)
+    print_table(
+        title + " (median; ratio = goodfit / loop; CPU: process CPU time; paired: a "
+        "loop epoch before each goodfit epoch, in one process)",
+        rows,
+    )
     experiments = experiment_rows(args.experiments, out_root) if args.experiments else []
     if experiments:
         print_table("Whole experiments (python train.py experiment=NAME)", experiments)
