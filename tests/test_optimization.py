@@ -4,6 +4,7 @@ the same settings must give the same weights, learning rates and step counts."""
 from __future__ import annotations
 
 import functools
+import json
 
 import lightning as L
 import pytest
@@ -15,6 +16,8 @@ from goodfit.data.batches import TensorBatches
 from goodfit.models import MLP
 from goodfit.module import Classifier
 from goodfit.optimization import StepSettings
+
+from .conftest import run_train, synthetic_overrides
 
 
 class RecordLearningRates(Callback):
@@ -185,3 +188,27 @@ def test_settings_from_config(compose):
     assert steps.trainer_kwargs()["accumulate_grad_batches"] == 1
     lightning_steps = StepSettings.from_config(compose("manual_optimization=false"))
     assert not lightning_steps.manual and lightning_steps.trainer_kwargs() == {}
+
+
+def test_train_py_gives_the_same_run_with_each_way_of_stepping(synthetic_dir, tmp_path):
+    """Through train.py as users run it: Lightning's automatic optimization, goodfit's own
+    steps one per batch, and 8 per Lightning batch give the same curves and test figures,
+    with clipping, accumulation and a one-cycle schedule from the usual trainer keys."""
+    common = ["experiment=good", "trainer.max_epochs=2", "scheduler=onecycle",
+              "trainer.gradient_clip_val=0.5", "trainer.accumulate_grad_batches=3",
+              *synthetic_overrides(synthetic_dir)]  # fmt: skip
+    summaries = []
+    for name, overrides in {
+        "lightning": ["manual_optimization=false"],
+        "one_per_batch": ["steps_per_batch=1"],
+        "eight_per_batch": ["steps_per_batch=8"],
+    }.items():
+        run_train(*common, *overrides, f"hydra.run.dir={tmp_path / name}")
+        summaries.append(json.loads((tmp_path / name / "summary.json").read_text()))
+    expected = summaries[0]
+    for summary in summaries[1:]:
+        assert summary["test_acc"] == pytest.approx(expected["test_acc"], abs=1e-6)
+        assert summary["test_loss"] == pytest.approx(expected["test_loss"], rel=1e-5)
+        for epoch, expected_epoch in zip(summary["history"], expected["history"], strict=True):
+            for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+                assert epoch[key] == pytest.approx(expected_epoch[key], rel=1e-5), key
