@@ -78,10 +78,12 @@ class StopOnSignal(L.Callback):
         # Lightning's own mid-epoch checkpoint point (as ModelCheckpoint(every_n_train_steps)).
         trainer.save_checkpoint(self.checkpoint_path)
         epoch_loop = trainer.fit_loop.epoch_loop
+        # Optimizer steps, and Lightning batches (several steps each with steps_per_batch > 1)
         self.stop(
             trainer,
-            f"after batch {epoch_loop.batch_progress.current.processed} of "
-            f"{trainer.num_training_batches} in epoch {trainer.current_epoch + 1}",
+            f"after step {trainer.global_step} (epoch {trainer.current_epoch + 1}, Lightning "
+            f"batch {epoch_loop.batch_progress.current.processed} of "
+            f"{trainer.num_training_batches})",
         )
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

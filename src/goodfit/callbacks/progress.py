@@ -13,7 +13,7 @@ class ThrottledRichProgressBar(RichProgressBar):
     after every batch; at batch size 32 on a CPU that is a measurable share of a step. This
     one does it every `update_every` batches and on an epoch's last batch."""
 
-    def __init__(self, update_every: int = 50, **kwargs: Any) -> None:
+    def __init__(self, update_every: int = 10, **kwargs: Any) -> None:
         if update_every < 1:
             raise ValueError(
                 f"callbacks.rich_progress_bar.update_every={update_every}: must be >= 1"
