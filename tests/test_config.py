@@ -87,6 +87,11 @@ def test_callbacks_and_loggers_can_be_switched_off(compose):
         ("datamodule.train_subset=0", "datamodule.train_subset"),
         ("model.compile=yes", "model.compile"),
         ("callbacks.rich_progress_bar.update_every=0", "callbacks.rich_progress_bar.update_every"),
+        ("steps_per_batch=0", "steps_per_batch"),
+        ("manual_optimization=sometimes", "manual_optimization"),
+        ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"),
+        ("trainer.gradient_clip_algorithm=l2", "trainer.gradient_clip_algorithm"),
+        ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"),
     ],
 )
 def test_bad_values_refused_with_key_value_and_allowed(compose, override, key):

@@ -150,35 +150,31 @@ def test_settings_make_a_difference():
     assert fit(True, "step")[1] != plain_lrs
 
 
-def test_plateau_scheduler_on_each_step_is_refused():
-    with pytest.raises(ConfigError, match="scheduler.interval='step'"):
-        L.seed_everything(0, verbose=False)
-        x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
-        model = Classifier(
-            MLP(hidden=(4,)),
-            functools.partial(torch.optim.SGD, lr=0.1),
-            scheduler=SCHEDULERS["plateau"][0],
-            scheduler_interval="step",
-        )
-        trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False,
-                            enable_checkpointing=False, enable_progress_bar=False)  # fmt: skip
-        trainer.fit(model, train_dataloaders=TensorBatches(x, y, 4, shuffle=False))
-
-
-def test_plateau_monitor_missing_names_the_key():
+def fit_plateau(**classifier_kwargs) -> None:
+    """One epoch of a tiny model with a ReduceLROnPlateau scheduler, validating each epoch."""
+    L.seed_everything(0, verbose=False)
     x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
     model = Classifier(
         MLP(hidden=(4,)),
         functools.partial(torch.optim.SGD, lr=0.1),
         scheduler=SCHEDULERS["plateau"][0],
-        scheduler_monitor="val/los",
+        **classifier_kwargs,
     )
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
                         num_sanity_val_steps=0)  # fmt: skip
+    trainer.fit(model, train_dataloaders=TensorBatches(x, y, 4, shuffle=False),
+                val_dataloaders=TensorBatches(x, y, 4, shuffle=False))  # fmt: skip
+
+
+def test_plateau_scheduler_on_each_step_is_refused():
+    with pytest.raises(ConfigError, match="scheduler.interval='step'"):
+        fit_plateau(scheduler_interval="step")
+
+
+def test_plateau_monitor_missing_names_the_key():
     with pytest.raises(ConfigError, match=r"scheduler.monitor='val/los'.*val/loss"):
-        trainer.fit(model, train_dataloaders=TensorBatches(x, y, 4, shuffle=False),
-                    val_dataloaders=TensorBatches(x, y, 4, shuffle=False))  # fmt: skip
+        fit_plateau(scheduler_monitor="val/los")
 
 
 def test_settings_from_config(compose):
