@@ -38,8 +38,23 @@ def test_bench_compares_template_and_loop(real_data_dir, tmp_path):
     cpu_ratio = template["CPU s/epoch"] / loop["CPU s/epoch"]
     assert template["CPU ratio"] == pytest.approx(cpu_ratio, rel=0.02)
     assert template["paired"] > 0 and template["paired CPU"] > 0
-    assert loop["paired"] == 1.0
+    assert loop["paired"] == 1.0 and "extra CPU µs/step" in template
     assert data["machine"]["cores"] >= 1 and data["machine"]["torch"]
+
+
+def test_bench_overrides_run_the_paired_comparison_only(real_data_dir, tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "goodfit.bench", "--epochs", "2", "--batch-sizes", "512",
+         "--experiments", "--out", str(out), "--overrides", "model.hidden=[8]",
+         "steps_per_batch=1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (row,) = json.loads(out.read_text())["per_epoch"]
+    assert row["run"] == "goodfit model.hidden=[8] steps_per_batch=1" and row["batch"] == 512
+    assert row["paired"] > 0 and row["paired CPU"] > 0
+    assert isinstance(row["extra CPU µs/step"], int)
 
 
 def test_pooling_leaves_out_each_runs_warm_up():

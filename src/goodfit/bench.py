@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -145,21 +146,27 @@ def measure_template(overrides: list[str], out_dir: Path) -> dict[str, Any]:
     }
 
 
-def measure_paired(overrides: list[str], out_dir: Path) -> dict[str, float]:
+def measure_paired(overrides: list[str], out_dir: Path, batch_size: int) -> dict[str, float]:
     """One goodfit run with a plain-loop epoch before each of its epochs, in its process
-    (`goodfit.bench_paired`): the median ratio of the pairs, warm-up pair left out."""
+    (`goodfit.bench_paired`): the median ratio of the pairs and goodfit's extra CPU time per
+    optimizer step, warm-up pair left out."""
     loop_file = out_dir.parent / f"{out_dir.name}_loop.json"
     paired = [f"+callbacks.paired_loop._target_={PAIRED_CALLBACK}",
               f"+callbacks.paired_loop.out={loop_file}"]  # fmt: skip
     template = measure_template([*overrides, *paired], out_dir)
     loop = json.loads(loop_file.read_text())
 
-    def ratio(template_key: str, column: int) -> float:
-        pairs = list(zip(template[template_key], (epoch[column] for epoch in loop), strict=True))
-        return statistics.median(t / p for t, p in (pairs[1:] or pairs))
+    def pairs(template_key: str, column: int) -> list[tuple[float, float]]:
+        both = list(zip(template[template_key], (epoch[column] for epoch in loop), strict=True))
+        return both[1:] or both
 
-    return {"paired": round(ratio("epoch_seconds", 0), 3),
-            "paired CPU": round(ratio("epoch_cpu_seconds", 1), 3)}  # fmt: skip
+    steps = math.ceil(template["n_train"] / batch_size)
+    cpu = pairs("epoch_cpu_seconds", 1)
+    return {
+        "paired": round(statistics.median(t / p for t, p in pairs("epoch_seconds", 0)), 3),
+        "paired CPU": round(statistics.median(t / p for t, p in cpu), 3),
+        "extra CPU µs/step": round(statistics.median((t - p) / steps * 1e6 for t, p in cpu)),
+    }
 
 
 PAIRED_CALLBACK = "goodfit.bench_paired.PairedLoopEpochs"
@@ -185,6 +192,12 @@ def comparison_rows(args: argparse.Namespace, out_root: Path) -> list[dict[str, 
             f"datamodule.batch_size={batch_size}",
             f"trainer.accelerator={accelerator}",
         ]
+        if args.overrides:  # another network or way of stepping: only the paired loop follows
+            label = "goodfit " + " ".join(args.overrides)
+            out_dir = out_root / f"paired_bs{batch_size}"
+            paired = measure_paired([*base, *args.overrides], out_dir, batch_size)
+            rows.append({"run": label, "batch": batch_size, **paired})
+            continue
         variants = [("goodfit", base)]
         if args.compile:
             variants.append(("goodfit, model.compile=true", [*base, "model.compile=true"]))
@@ -200,8 +213,8 @@ def comparison_rows(args: argparse.Namespace, out_root: Path) -> list[dict[str, 
         pooled = {label: pool(runs) for label, runs in results.items()}
         loop = pooled["plain PyTorch loop"]
         batch_rows = [_row(label, batch_size, result, loop) for label, result in pooled.items()]
-        batch_rows[0].update({"paired": 1.0, "paired CPU": 1.0})
-        batch_rows[1].update(measure_paired(base, out_root / f"paired_bs{batch_size}"))
+        batch_rows[0].update({"paired": 1.0, "paired CPU": 1.0, "extra CPU µs/step": 0})
+        batch_rows[1].update(measure_paired(base, out_root / f"paired_bs{batch_size}", batch_size))
         rows += batch_rows
     return rows
 
@@ -282,6 +295,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--experiments", nargs="*", default=["good", "good_fast"],
                         help="whole experiments to time (default: good good_fast)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="where to write the JSON results")
+    parser.add_argument(
+        "--overrides", nargs="+", default=[], metavar="KEY=VALUE",
+        help="train.py overrides for goodfit's runs (e.g. model.hidden=[8] steps_per_batch=1); "
+        "then only the paired comparison runs, its loop training a copy of that network",
+    )  # fmt: skip
     parser.add_argument("--loop-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -11,8 +11,8 @@ drops the rest. The same `trainer.gradient_clip_val`, `trainer.gradient_clip_alg
 `trainer.accumulate_grad_batches` keys configure it; `manual_optimization=false` hands the step
 back to Lightning. Tests check both paths give the same weights.
 
-What remains per Lightning batch (fetching, device transfer, hooks, logger bookkeeping: about
-140 µs on this project's CPU, measured with a do-nothing module) is paid once per
+What remains per Lightning batch (fetching, device transfer, hooks, logger bookkeeping; README:
+Performance, `python -m goodfit.bench --overrides …`) is paid once per
 `steps_per_batch` optimizer steps when the training loader yields that many batches at once
 (`TensorBatches(steps_per_batch=K)`); `Classifier.training_step` splits them again. Each step
 still sees one batch of `batch_size`, so the weights are the same as with one step per batch.
