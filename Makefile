@@ -44,7 +44,7 @@ test: install data ## Run the tests (integration tests use the real data when it
 	$(PY) -m pytest $(ARGS)
 
 bench: install data ## Time goodfit against a plain PyTorch loop (ARGS="--compile" etc.)
-	$(PY) -m goodfit.bench $(ARGS)
+	$(PY) -m bench $(ARGS)
 
 lint: install ## Check style with ruff
 	$(VENV)/bin/ruff check .

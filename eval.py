@@ -5,9 +5,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-import goodfit.resolvers  # noqa: F401  (registers the resolvers the configs use)
-from goodfit.errors import report_user_errors
-from goodfit.overrides import hint_unknown_keys
+import goodfit.hydra_ext.resolvers  # noqa: F401  (registers the resolvers the configs use)
+from goodfit.hydra_ext.entry import report_user_errors
+from goodfit.hydra_ext.key_hints import hint_unknown_keys
 
 ROOT = Path(__file__).resolve().parent
 
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
-    from goodfit.eval import run
+    from goodfit.tasks.evaluate import run
 
     run(cfg)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-import goodfit.resolvers  # noqa: F401  (registers the resolvers the configs use)
-from goodfit.errors import report_user_errors
-from goodfit.overrides import hint_unknown_keys
+import goodfit.hydra_ext.resolvers  # noqa: F401  (registers the resolvers the configs use)
+from goodfit.hydra_ext.entry import report_user_errors
+from goodfit.hydra_ext.key_hints import hint_unknown_keys
 
 ROOT = Path(__file__).resolve().parent
 os.environ.setdefault("GOODFIT_ROOT", str(ROOT))
@@ -17,10 +17,10 @@ os.environ.setdefault("GOODFIT_ROOT", str(ROOT))
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @report_user_errors
 def main(cfg: DictConfig) -> float | None:
-    from goodfit.train import run
+    from goodfit.tasks.cli import train_command
 
     # The value a Hydra sweeper (e.g. Optuna) optimises.
-    return run(cfg).get("best_val_acc")
+    return train_command(cfg).get("best_val_acc")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,10 @@ REAL_DATA = (
 )
 
 
+FASHION_FACTS = {"class_names": [f"class {i}" for i in range(10)], "num_classes": 10,
+                 "channels": 1, "height": 28, "width": 28, "in_features": 784}  # fmt: skip
+
+
 def make_images(labels: np.ndarray, seed: int) -> np.ndarray:
     """Learnable 28×28 images: a fixed random template per class, plus noise."""
     rng = np.random.default_rng(seed)
@@ -70,11 +74,13 @@ def synthetic_overrides(data_dir: Path) -> list[str]:
     ]
 
 
-def run_train(*args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_train(
+    *args: str, check: bool = True, timeout: int = 300, script: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run `python train.py ARGS` in the project folder, as a user would."""
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
+        [sys.executable, str(script or ROOT / "train.py"), *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     if check and result.returncode != 0:
@@ -92,7 +98,10 @@ def compose():
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    import goodfit.resolvers  # noqa: F401
+    from goodfit.hydra_ext.resolvers import publish_data_facts
+
+    # What `${data:…}` resolves to once Fashion-MNIST is loaded (train runs publish their own).
+    publish_data_facts(FASHION_FACTS)
 
     def _compose(*overrides: str):
         GlobalHydra.instance().clear()

@@ -11,8 +11,8 @@ import torch
 
 from goodfit.data.augment import BatchAugment
 from goodfit.data.fashion_mnist import FashionMNISTDataModule, per_class_subset
+from goodfit.lit import Classifier
 from goodfit.models import CNN, MLP, ResNet
-from goodfit.module import Classifier
 
 from .conftest import run_train, synthetic_overrides
 
@@ -87,7 +87,9 @@ def test_only_training_batches_are_augmented_and_labels_stay_aligned(synthetic_d
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, callbacks=[recorder],
                         enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
-    model = Classifier(MLP(hidden=(8,)), functools.partial(torch.optim.SGD, lr=0.1))
+    model = Classifier(
+        MLP(hidden=(8,)), functools.partial(torch.optim.SGD, lr=0.1), class_names=list("0123456789")
+    )
     trainer.fit(model, datamodule=dm)
     trainer.test(model, datamodule=dm)
     order = dm.train_dataloader().sampler.order()  # epoch 0's permutation

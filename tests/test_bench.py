@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from goodfit import bench
+from bench import compare as bench
 
 from .conftest import ROOT
 
@@ -23,7 +23,7 @@ def test_epoch_time_leaves_out_warm_up():
 def test_bench_compares_template_and_loop(real_data_dir, tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "goodfit.bench", "--epochs", "2", "--repeat", "1",
+        [sys.executable, "-m", "bench", "--epochs", "2", "--repeat", "1",
          "--batch-sizes", "512", "--experiments", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -31,28 +31,32 @@ def test_bench_compares_template_and_loop(real_data_dir, tmp_path):
     assert "Machine:" in result.stdout and "plain PyTorch loop" in result.stdout
     data = json.loads(out.read_text())
     runs = {row["run"]: row for row in data["per_epoch"]}
-    assert set(runs) == {"plain PyTorch loop", "goodfit"}
-    loop, template = runs["plain PyTorch loop"], runs["goodfit"]
-    assert template["ratio"] == pytest.approx(template["s/epoch"] / loop["s/epoch"], rel=0.02)
-    assert template["samples/s"] > 0 and template["peak MiB"] > 0 and template["startup s"] > 0
-    cpu_ratio = template["CPU s/epoch"] / loop["CPU s/epoch"]
-    assert template["CPU ratio"] == pytest.approx(cpu_ratio, rel=0.02)
-    assert template["paired"] > 0 and template["paired CPU"] > 0
-    assert loop["paired"] == 1.0 and "extra CPU µs/step" in template
+    paths = ["goodfit perf=default", "goodfit perf=fast"]
+    assert set(runs) == {"plain PyTorch loop", *paths}
+    loop = runs["plain PyTorch loop"]
+    assert loop["paired"] == 1.0
+    for template in (runs[path] for path in paths):
+        assert template["ratio"] == pytest.approx(template["s/epoch"] / loop["s/epoch"], rel=0.02)
+        assert template["samples/s"] > 0 and template["peak MiB"] > 0
+        assert template["startup s"] > 0
+        cpu_ratio = template["CPU s/epoch"] / loop["CPU s/epoch"]
+        assert template["CPU ratio"] == pytest.approx(cpu_ratio, rel=0.02)
+        assert template["paired"] > 0 and template["paired CPU"] > 0
+        assert "extra CPU µs/step" in template
     assert data["machine"]["cores"] >= 1 and data["machine"]["torch"]
 
 
 def test_bench_overrides_run_the_paired_comparison_only(real_data_dir, tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "goodfit.bench", "--epochs", "2", "--batch-sizes", "512",
+        [sys.executable, "-m", "bench", "--epochs", "2", "--batch-sizes", "512",
          "--experiments", "--out", str(out), "--overrides", "model.hidden=[8]",
-         "steps_per_batch=1"],
+         "perf=fast"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     (row,) = json.loads(out.read_text())["per_epoch"]
-    assert row["run"] == "goodfit model.hidden=[8] steps_per_batch=1" and row["batch"] == 512
+    assert row["run"] == "goodfit model.hidden=[8] perf=fast" and row["batch"] == 512
     assert row["paired"] > 0 and row["paired CPU"] > 0
     assert isinstance(row["extra CPU µs/step"], int)
 

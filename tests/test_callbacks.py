@@ -11,13 +11,15 @@ from lightning.pytorch.callbacks import RichProgressBar
 
 from goodfit.callbacks import ThrottledRichProgressBar
 from goodfit.data.batches import TensorBatches
+from goodfit.lit import Classifier
 from goodfit.models import MLP
-from goodfit.module import Classifier
 
 
 def tiny_fit(callbacks: list, n: int = 40, batch_size: int = 4, epochs: int = 1) -> Classifier:
     x, y = torch.rand(n, 1, 28, 28), torch.randint(0, 10, (n,))
-    model = Classifier(MLP(hidden=(8,)), functools.partial(torch.optim.SGD, lr=0.1))
+    model = Classifier(
+        MLP(hidden=(8,)), functools.partial(torch.optim.SGD, lr=0.1), class_names=list("0123456789")
+    )
     trainer = L.Trainer(
         max_epochs=epochs, accelerator="cpu", callbacks=callbacks, logger=False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
@@ -59,7 +61,7 @@ def test_stage_metrics_equal_torchmetrics_over_uneven_batches():
     import torch.nn.functional as F
     from torchmetrics.classification import MulticlassAccuracy
 
-    from goodfit.module import StageMetrics
+    from goodfit.lit.metrics import StageMetrics
 
     torch.manual_seed(0)
     metrics, reference = StageMetrics(), MulticlassAccuracy(10, average="micro")

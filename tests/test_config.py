@@ -7,8 +7,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from goodfit.config import ConfigError, validate
+from goodfit.hydra_ext.checks import validate
 from goodfit.models import MLP, build_network
+from goodfit.runtime.errors import ConfigError
 
 from .conftest import group_options
 
@@ -87,8 +88,8 @@ def test_callbacks_and_loggers_can_be_switched_off(compose):
         ("datamodule.train_subset=0", "datamodule.train_subset"),
         ("model.compile=yes", "model.compile"),
         ("callbacks.rich_progress_bar.update_every=0", "callbacks.rich_progress_bar.update_every"),
-        ("steps_per_batch=0", "steps_per_batch"),
-        ("manual_optimization=sometimes", "manual_optimization"),
+        ("perf.steps_per_batch=0", "perf.steps_per_batch"),
+        ("perf.manual_optimization=sometimes", "perf.manual_optimization"),
         ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"),
         ("trainer.gradient_clip_algorithm=l2", "trainer.gradient_clip_algorithm"),
         ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"),

@@ -7,8 +7,7 @@ import math
 import pytest
 from omegaconf import OmegaConf
 
-from goodfit.config import ConfigError
-from goodfit.diagnosis import (
+from goodfit.records.diagnosis import (
     GOOD_FIT,
     OVERFITTING,
     UNDERFITTING,
@@ -17,6 +16,7 @@ from goodfit.diagnosis import (
     diagnose,
     wilson_interval,
 )
+from goodfit.runtime.errors import ConfigError
 
 from .conftest import ROOT, run_train
 

@@ -12,7 +12,7 @@ from goodfit.data.batches import TensorBatches
 from goodfit.data.fashion_mnist import FashionMNISTDataModule
 from goodfit.models import build_network
 
-from .conftest import run_train, synthetic_overrides
+from .conftest import ROOT, run_train, synthetic_overrides
 
 
 def one_process_test_acc(run_dir: Path, data_dir: Path) -> float:
@@ -43,24 +43,59 @@ def assert_one_record(run_dir: Path, data_dir: Path) -> dict:
     return summary
 
 
-def test_ddp_sim_single_run(synthetic_dir, tmp_path):
-    run_dir = tmp_path / "ddp"
+def test_two_ddp_runs_in_one_process(synthetic_dir, tmp_path):
+    """Two DDP jobs of one multirun: each starts its own process group (the first one's ends
+    with it), and each leaves one record."""
+    sweep = tmp_path / "ddp"
     with_progress_bar = [o for o in synthetic_overrides(synthetic_dir) if "progress_bar" not in o]
-    run_train("trainer=ddp_sim", "trainer.max_epochs=2", f"hydra.run.dir={run_dir}",
-              *with_progress_bar)  # fmt: skip
-    summary = assert_one_record(run_dir, synthetic_dir)
-    assert summary["epochs_run"] == 2
+    run_train("-m", "trainer=ddp_sim", "optimizer=sgd,adam", "trainer.max_epochs=2",
+              f"hydra.sweep.dir={sweep}", *with_progress_bar)  # fmt: skip
+    for job in ("optimizer=sgd", "optimizer=adam"):
+        summary = assert_one_record(sweep / job, synthetic_dir)
+        assert summary["epochs_run"] == 2
 
 
-def test_ddp_sim_inside_a_multirun(synthetic_dir, tmp_path):
-    sweep = tmp_path / "sweep"
-    run_train("-m", "trainer=ddp_sim", "optimizer=sgd,adam", "debug=fast",
-              f"hydra.sweep.dir={sweep}", *synthetic_overrides(synthetic_dir))  # fmt: skip
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert jobs == ["optimizer=adam", "optimizer=sgd"], "one folder per job, no child sweeps"
-    for job in jobs:
-        assert_one_record(sweep / job, synthetic_dir)
-    assert not list(tmp_path.glob("**/multirun.yaml"))[1:], "children started no sweep"
+def relaunch_problems(sweep: Path, output: str) -> list[str]:
+    """What goes wrong in `-m trainer=cpu,ddp_sim` when DDP's second process re-runs the
+    command line (the whole sweep) instead of its own job alone."""
+    problems = []
+    cpu, ddp = sweep / "trainer=cpu", sweep / "trainer=ddp_sim"
+    if sorted(p.name for p in cpu.glob("*.log")) != ["train.log"]:
+        problems.append(f"job 0's folder got another process's log: {sorted(cpu.glob('*.log'))}")
+    if sorted(p.name for p in (cpu / "checkpoints").glob("*.ckpt")) != ["best.ckpt", "last.ckpt"]:
+        problems.append(f"job 0 was trained again: {sorted((cpu / 'checkpoints').iterdir())}")
+    child_log = ddp / "train_ddp_process_1.log"
+    child = child_log.read_text() if child_log.is_file() else ""
+    if "overrides: trainer=ddp_sim" not in child or "trainer=cpu" in child:
+        problems.append("the second process did not run job 1 alone")
+    if output.count("Launching 2 jobs") != 1:
+        problems.append("the second process started a sweep of its own")
+    return problems
+
+
+def ddp_multirun(script: Path, sweep: Path, data_dir: Path) -> str:
+    result = run_train("-m", "trainer=cpu,ddp_sim", "debug=fast", f"hydra.sweep.dir={sweep}",
+                       *synthetic_overrides(data_dir), script=script)  # fmt: skip
+    return result.stdout + result.stderr
+
+
+def test_ddp_inside_a_multirun_relaunches_its_own_job_alone(synthetic_dir, tmp_path):
+    output = ddp_multirun(ROOT / "train.py", tmp_path / "sweep", synthetic_dir)
+    assert relaunch_problems(tmp_path / "sweep", output) == []
+    assert_one_record(tmp_path / "sweep" / "trainer=ddp_sim", synthetic_dir)
+    # The same checks catch Lightning's own relaunch (goodfit's made a no-op).
+    noop = ROOT / "tests" / "noop_relaunch_train.py"
+    output = ddp_multirun(noop, tmp_path / "noop", synthetic_dir)
+    assert relaunch_problems(tmp_path / "noop", output), "the checks must see the difference"
+
+
+def test_a_moved_launcher_function_fails_loudly(monkeypatch):
+    from goodfit.hydra_ext import relaunch
+    from goodfit.runtime.errors import ConfigError
+
+    monkeypatch.setattr(relaunch, "COMMAND_FUNCTION", "_renamed_in_a_later_release")
+    with pytest.raises(ConfigError, match=r"Lightning 2\.6\.\d+ has no .*_renamed_in_a_later"):
+        relaunch._launcher_module()
 
 
 def test_shards_are_disjoint_and_cover_the_data():

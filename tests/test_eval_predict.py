@@ -12,9 +12,10 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from goodfit import eval as goodfit_eval
-from goodfit import predict
 from goodfit.data.idx import read_idx
+from goodfit.tasks import evaluate as goodfit_eval
+from goodfit.tasks import predict
+from goodfit.tasks.checkpoints import load_trained
 
 from .conftest import ROOT, make_images, run_train, synthetic_overrides
 
@@ -73,11 +74,12 @@ def test_predict_classifies_images_and_reports_a_broken_one(trained, tmp_path, c
 
 def test_predict_normalises_as_training_did(trained, synthetic_dir):
     """On the test files, predict's normalisation and network give the run's test accuracy."""
-    net, normalization = predict.load_model(trained / "checkpoints" / "best.ckpt")
-    assert normalization["normalize"] == "standardize" and normalization["std"] > 0
+    run = load_trained(trained / "checkpoints" / "best.ckpt")
+    prep = predict.input_preparation(run)
+    assert prep["channels"] == 1 and prep["size"] == (28, 28) and prep["std"] > 0
     images = read_idx(synthetic_dir / "t10k-images-idx3-ubyte.gz", ndim=3)
     labels = read_idx(synthetic_dir / "t10k-labels-idx1-ubyte.gz", ndim=1).long()
-    predicted = predict.classify(net, normalization, images).argmax(dim=1)
+    predicted = predict.classify(run.module, prep, images.unsqueeze(1)).argmax(dim=1)
     accuracy = (predicted == labels).float().mean().item()
     summary = json.loads((trained / "summary.json").read_text())
     assert accuracy == pytest.approx(summary["test_acc"], abs=1e-6)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from goodfit import figures
 from goodfit.data.fashion_mnist import CLASS_NAMES
-from goodfit.evaluation import FirstMisclassified, TestEvaluation
+from goodfit.lit.test_evaluation import FirstMisclassified, TestEvaluation
+from goodfit.records import figures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from goodfit.report import main
+from goodfit.records.report import main
 
 from .conftest import ROOT, run_train, synthetic_overrides
 from .test_figures import assert_png

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from goodfit.checkpoint_io import AtomicCheckpointIO, check_loadable
+from goodfit.runtime.checkpoint_io import RunCheckpointIO, check_resumable
 
 from .conftest import ROOT, run_train, synthetic_overrides, write_fashion_like
 from .tensorboard_read import load_events, scalars
@@ -73,7 +73,7 @@ def test_sigterm_then_resume_equals_uninterrupted(larger_synthetic_dir, uninterr
     assert status == 143, output[-3000:]
     assert "Interrupted by SIGTERM" in output and f"resume={run_dir}" in output
     assert not (run_dir / "summary.json").exists()
-    check_loadable(run_dir / "checkpoints" / "last.ckpt")
+    check_resumable(run_dir / "checkpoints" / "last.ckpt")
 
     run_train(f"resume={run_dir}")
     assert figures(run_dir) == figures(uninterrupted)
@@ -93,7 +93,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(larger_synthetic_dir, tmp_path)
     status, output = start_and_signal(seven(larger_synthetic_dir, 50), run_dir, signal.SIGINT)
     assert status == 130, output[-3000:]
     assert "Interrupted by SIGINT" in output
-    check_loadable(run_dir / "checkpoints" / "last.ckpt")
+    check_resumable(run_dir / "checkpoints" / "last.ckpt")
 
 
 def test_damaged_last_checkpoint_is_reported_and_the_previous_one_used(uninterrupted, tmp_path):
@@ -103,7 +103,7 @@ def test_damaged_last_checkpoint_is_reported_and_the_previous_one_used(uninterru
     last.write_bytes(last.read_bytes()[:1000])  # as a crash mid-write would leave it
     result = run_train(f"resume={run_dir}")
     log = result.stdout + result.stderr
-    assert f"{last} cannot be loaded" in log and "Resuming from" in log
+    assert f"{last}: damaged" in log and "Resuming from" in log
     # best.ckpt holds an earlier epoch: its state replays the later epochs exactly.
     assert figures(run_dir)["history"] == figures(uninterrupted)["history"]
 
@@ -123,7 +123,7 @@ def test_resume_needs_a_run_folder(tmp_path):
 
 def test_checkpoint_write_that_fails_leaves_the_old_one(tmp_path):
     path = tmp_path / "last.ckpt"
-    io = AtomicCheckpointIO()
+    io = RunCheckpointIO()
     io.save_checkpoint({"weights": torch.ones(3)}, path)
     with pytest.raises(Exception):  # noqa: B017  (pickling a lambda fails mid-write)
         io.save_checkpoint({"weights": torch.zeros(3), "bad": lambda: None}, path)

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from goodfit.resolvers import job_dirname
+from goodfit.hydra_ext.resolvers import job_dirname
 
 from .conftest import run_train, synthetic_overrides
 

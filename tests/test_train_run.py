@@ -161,7 +161,7 @@ def test_run_folder_has_its_pictures(good_run):
 
 
 def test_summary_holds_the_diagnosis(good_run):
-    from goodfit.diagnosis import Thresholds, diagnose, wilson_interval
+    from goodfit.records.diagnosis import Thresholds, diagnose, wilson_interval
 
     run_dir, _ = good_run
     summary = json.loads((run_dir / "summary.json").read_text())

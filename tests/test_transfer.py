@@ -11,21 +11,16 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from goodfit.config import ConfigError, validate
 from goodfit.data.batches import TensorBatches
 from goodfit.data.fashion_mnist import FashionMNISTDataModule
-from goodfit.errors import BackboneError
+from goodfit.hydra_ext.checks import validate
+from goodfit.lit import Classifier
+from goodfit.lit.finetuning import UnfreezeTopBlocks
 from goodfit.models import CNN, MLP, ResNet, TorchvisionResNet
-from goodfit.module import Classifier
-from goodfit.transfer import (
-    UnfreezeTopBlocks,
-    apply_changes,
-    bottleneck_features,
-    forwarded,
-    load_backbone,
-    save_backbone,
-    top_blocks,
-)
+from goodfit.models.backbone import load_backbone, save_backbone, top_blocks
+from goodfit.runtime.errors import BackboneError, ConfigError
+from goodfit.tasks.feature_head import bottleneck_features
+from goodfit.tasks.finetune import apply_changes, forwarded
 
 from .conftest import run_train, synthetic_overrides
 from .tensorboard_read import load_events
@@ -55,13 +50,17 @@ def test_bad_classes_are_refused_with_the_key(classes, synthetic_dir):
         FashionMNISTDataModule(str(synthetic_dir), classes=classes)
 
 
-def test_num_classes_must_match_the_kept_classes(compose):
-    cfg = compose("datamodule.classes=[1,2,3]")
-    with pytest.raises(ConfigError, match="model.num_classes=10 does not match.*=3"):
+def test_the_networks_outputs_follow_the_kept_classes(compose, synthetic_dir):
+    from goodfit.tasks.assemble import prepare
+
+    for experiment, classes in (("finetune", 5), ("pretrain", 5), ("good", 10)):
+        cfg = compose(f"experiment={experiment}", f"datamodule.data_dir={synthetic_dir}",
+                      "datamodule.system_dir=null", "datamodule.download=false",
+                      "datamodule.train_subset=null")  # fmt: skip
         validate(cfg)
-    validate(compose("datamodule.classes=[1,2,3]", "model.num_classes=3"))
-    validate(compose("experiment=finetune"))
-    validate(compose("experiment=pretrain"))
+        prepared = prepare(cfg)
+        assert len(prepared.datamodule.class_names) == classes
+        assert prepared.net(torch.rand(2, 1, 28, 28)).shape == (2, classes), experiment
 
 
 @pytest.mark.parametrize(
@@ -158,7 +157,7 @@ def test_freezing_and_unfreezing_follow_the_schedule():
     net = TwoStageNet()
     lower_before = [p.clone() for p in net.features[0].parameters()]
     bn_stats_before = net.features[0][1].running_mean.clone()
-    model = Classifier(net, functools.partial(torch.optim.SGD, lr=0.1), num_classes=3)
+    model = Classifier(net, functools.partial(torch.optim.SGD, lr=0.1), class_names=list("abc"))
     recorder = RequiresGrad()
     trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,

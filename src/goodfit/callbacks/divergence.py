@@ -8,7 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from goodfit.errors import DivergedError
+from goodfit.runtime.errors import DivergedError
 
 
 class StopOnDivergence(L.Callback):

@@ -6,7 +6,6 @@ import hashlib
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import lightning as L
@@ -14,7 +13,9 @@ import torch
 from torch import nn
 
 from goodfit.data.batches import TensorBatches
+from goodfit.data.contract import Split
 from goodfit.data.idx import IDXError, read_idx
+from goodfit.data.images import normalize_images
 from goodfit.data.locate import SYSTEM_DIR, FoundFiles, locate
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,6 @@ STANDARD_SHA256 = {
     "test_labels": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
 }
 STANDARD_SIZES = {"train": 60_000, "test": 10_000}
-
-
-@dataclass
-class Split:
-    images: torch.Tensor  # float32, (N, 1, 28, 28), normalised
-    labels: torch.Tensor  # int64, (N,)
 
 
 def load_raw(found: FoundFiles, verify_checksums: bool = True) -> dict[str, torch.Tensor]:
@@ -82,15 +77,6 @@ def data_table(raw: dict[str, torch.Tensor]) -> str:
             f"  Label values min/max {int(labels.min())} to {int(labels.max())}",
         ]
     return "\n".join(rows)
-
-
-def normalize_images(
-    images: torch.Tensor, mean: float | None = None, std: float | None = None
-) -> torch.Tensor:
-    """uint8 images (N, 28, 28) → float32 (N, 1, 28, 28): pixels / 255, then, when `mean` and
-    `std` are given (datamodule.normalize=standardize), minus the mean, over the std."""
-    scaled = images.unsqueeze(1).float().mul_(1.0 / 255.0)
-    return scaled if mean is None or std is None else (scaled - mean) / std
 
 
 def split_indices(
@@ -169,7 +155,6 @@ class FashionMNISTDataModule(L.LightningDataModule):
         train_subset: int | None = None,
         classes: Sequence[int] | None = None,
         augmentation: nn.Module | None = None,
-        steps_per_batch: int = 1,
     ) -> None:
         super().__init__()
         if normalize not in ("scale", "standardize"):
@@ -186,7 +171,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.train_subset = train_subset
         self.classes = check_classes(classes)
         self.augmentation = augmentation
-        self.steps_per_batch = steps_per_batch  # training batches per Lightning batch
+        # Training batches per Lightning batch: 1, or more under perf=fast (goodfit.perf).
+        self.steps_per_batch = 1
         self.class_names = (
             CLASS_NAMES if self.classes is None else tuple(CLASS_NAMES[c] for c in self.classes)
         )
@@ -197,9 +183,11 @@ class FashionMNISTDataModule(L.LightningDataModule):
         self.mean: float | None = None  # of the scaled training pixels, when standardizing
         self.std: float | None = None
 
-    def state_dict(self) -> dict[str, float | str | None]:
-        """The normalisation, saved in checkpoints so that predictions normalise alike."""
-        return {"normalize": self.normalize, "mean": self.mean, "std": self.std}
+    def state_dict(self) -> dict[str, Any]:
+        """The normalisation and the image shape, saved in checkpoints so that predictions
+        prepare their images alike."""
+        return {"normalize": self.normalize, "mean": self.mean, "std": self.std,
+                "image_shape": list(self.image_shape)}  # fmt: skip
 
     def prepare_data(self) -> None:
         """Find (or download) the files once, before any process reads them."""
@@ -255,6 +243,10 @@ class FashionMNISTDataModule(L.LightningDataModule):
         if trainer is not None and trainer.strategy.root_device.type != "cpu":
             return trainer.strategy.root_device
         return torch.device("cpu")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (1, 28, 28)
 
     @property
     def sizes(self) -> dict[str, int]:

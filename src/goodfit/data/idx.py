@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from goodfit.runtime.errors import DataError
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _UBYTE = 0x08
 
 
-class IDXError(ValueError):
+class IDXError(DataError):
     """An IDX file is missing, damaged, or not what was expected. The message names the file."""
 
 

@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from goodfit.runtime.errors import DataNotFoundError
+
 log = logging.getLogger(__name__)
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -22,10 +24,6 @@ INSTALL_HINT = (
     "Install the data with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), "
     "or put the four IDX files (gzip or plain) in datamodule.data_dir: " + ", ".join(FILES.values())
 )
-
-
-class DataNotFoundError(FileNotFoundError):
-    """No complete copy of the data set was found anywhere; the message lists every place."""
 
 
 @dataclass(frozen=True)

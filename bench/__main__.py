@@ -1,0 +1,5 @@
+"""`python -m bench`: see bench/compare.py."""
+
+from bench.compare import main
+
+main()

@@ -1,0 +1,262 @@
+"""`make bench` (`python -m bench`): training through goodfit against a plain PyTorch loop on
+the same tensors, on both of goodfit's paths: perf=default (plain Lightning) and perf=fast.
+
+Both sides train the good experiment's network with SGD on the same in-memory tensors, with a
+validation pass every epoch; each runs in its own process, so start-up and peak memory are its
+own. The template side is `train.py` exactly as users run it (logging, validation, checkpoints,
+progress bar). "paired" runs a plain-loop epoch before each goodfit epoch in the same process,
+so both sides of each ratio share the machine's load of the moment. `python -m bench --help`
+lists the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.loop import ROOT, machine, plain_loop
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+    started = time.perf_counter()
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
+    return wall, result.stdout
+
+
+def measure_loop(batch_size: int, epochs: int, device: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "loop.json"
+        cmd = [sys.executable, "-m", "bench", "--loop-only", "--device", device]
+        cmd += ["--batch-size", str(batch_size), "--epochs", str(epochs), "--out", str(out)]
+        wall, _ = _run(cmd)
+        result = json.loads(out.read_text())
+    return {**result, "wall_seconds": wall}
+
+
+def measure_template(overrides: list[str], out_dir: Path) -> dict[str, Any]:
+    cmd = [sys.executable, "train.py", *overrides, f"hydra.run.dir={out_dir}"]
+    wall, _ = _run(cmd)
+    summary = json.loads((out_dir / "summary.json").read_text())
+    return {
+        "epoch_seconds": [h["seconds"] for h in summary["history"]],
+        "epoch_cpu_seconds": [h["cpu_seconds"] for h in summary["history"]],
+        "startup_seconds": summary["startup_seconds"],
+        "peak_memory_mb": summary["peak_memory_mb"],
+        "n_train": summary["n_train"],
+        "test_acc": summary["test_acc"],
+        "fit_seconds": summary["fit_seconds"],
+        "wall_seconds": wall,
+    }
+
+
+def measure_paired(overrides: list[str], out_dir: Path, batch_size: int) -> dict[str, float]:
+    """One goodfit run with a plain-loop epoch before each of its epochs, in its process
+    (`bench.paired`): the median ratio of the pairs and goodfit's extra CPU time per
+    optimizer step, warm-up pair left out."""
+    loop_file = out_dir.parent / f"{out_dir.name}_loop.json"
+    paired = [f"+callbacks.paired_loop._target_={PAIRED_CALLBACK}",
+              f"+callbacks.paired_loop.out={loop_file}"]  # fmt: skip
+    template = measure_template([*overrides, *paired], out_dir)
+    loop = json.loads(loop_file.read_text())
+
+    def pairs(template_key: str, column: int) -> list[tuple[float, float]]:
+        both = list(zip(template[template_key], (epoch[column] for epoch in loop), strict=True))
+        return both[1:] or both
+
+    steps = math.ceil(template["n_train"] / batch_size)
+    cpu = pairs("epoch_cpu_seconds", 1)
+    return {
+        "paired": round(statistics.median(t / p for t, p in pairs("epoch_seconds", 0)), 3),
+        "paired CPU": round(statistics.median(t / p for t, p in cpu), 3),
+        "extra CPU µs/step": round(statistics.median((t - p) / steps * 1e6 for t, p in cpu)),
+    }
+
+
+PAIRED_CALLBACK = "bench.paired.PairedLoopEpochs"
+PATHS = ("perf=default", "perf=fast")  # goodfit's two paths, each timed against the loop
+
+
+def epoch_time(result: dict[str, Any], key: str = "epoch_seconds") -> float:
+    """Median seconds per epoch, leaving out the first (warm-up) when there are several."""
+    seconds = result[key]
+    return statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
+
+
+def comparison_rows(args: argparse.Namespace, out_root: Path) -> list[dict[str, Any]]:
+    """Loop and template alternate `repeat` times per batch size, so a change in the machine's
+    speed during the benchmark (shared hosts) falls on both; epochs are pooled per side."""
+    device = "cuda" if args.device == "auto" and _has_cuda() else args.device
+    device = "cpu" if device == "auto" else device
+    accelerator = "gpu" if device == "cuda" else "cpu"
+    rows = []
+    for batch_size in args.batch_sizes:
+        base = [
+            "experiment=good",
+            f"trainer.max_epochs={args.epochs}",
+            f"datamodule.batch_size={batch_size}",
+            f"trainer.accelerator={accelerator}",
+        ]
+        if args.overrides:  # another network or way of stepping: only the paired loop follows
+            label = "goodfit " + " ".join(args.overrides)
+            out_dir = out_root / f"paired_bs{batch_size}"
+            paired = measure_paired([*base, *args.overrides], out_dir, batch_size)
+            rows.append({"run": label, "batch": batch_size, **paired})
+            continue
+        variants = [(f"goodfit {path}", [*base, path]) for path in PATHS]
+        if args.compile:
+            variants.append(("goodfit, model.compile=true", [*base, "model.compile=true"]))
+        if device == "cuda":
+            variants.append(("goodfit, bf16-mixed", [*base, "trainer.precision=bf16-mixed"]))
+        results: dict[str, list[dict[str, Any]]] = {"plain PyTorch loop": []}
+        for repeat in range(args.repeat):
+            results["plain PyTorch loop"].append(measure_loop(batch_size, args.epochs, device))
+            for label, overrides in variants:
+                slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)  # no = or , in hydra.run.dir
+                name = f"{slug}_bs{batch_size}_{repeat}"
+                results.setdefault(label, []).append(measure_template(overrides, out_root / name))
+        pooled = {label: pool(runs) for label, runs in results.items()}
+        loop = pooled["plain PyTorch loop"]
+        batch_rows = [_row(label, batch_size, result, loop) for label, result in pooled.items()]
+        batch_rows[0].update({"paired": 1.0, "paired CPU": 1.0, "extra CPU µs/step": 0})
+        for row, path in zip(batch_rows[1:], PATHS, strict=False):
+            out_dir = out_root / f"paired_{path.replace('=', '_')}_bs{batch_size}"
+            row.update(measure_paired([*base, path], out_dir, batch_size))
+        rows += batch_rows
+    return rows
+
+
+def pool(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several measurements of one side as one: every epoch but each run's first (warm-up)."""
+
+    def pooled(key: str) -> list[float]:
+        epochs = [s for run in runs for s in (run[key][1:] or run[key])]
+        return [max(epochs), *epochs]  # epoch_time() leaves out the first
+
+    return {
+        "epoch_seconds": pooled("epoch_seconds"),
+        "epoch_cpu_seconds": pooled("epoch_cpu_seconds"),
+        "startup_seconds": min(run["startup_seconds"] for run in runs),
+        "peak_memory_mb": max(run["peak_memory_mb"] for run in runs),
+        "n_train": runs[0]["n_train"],
+    }
+
+
+def _row(label: str, batch_size: int, result: dict[str, Any], loop: dict[str, Any]) -> dict:
+    epoch, cpu = epoch_time(result), epoch_time(result, "epoch_cpu_seconds")
+    return {
+        "run": label,
+        "batch": batch_size,
+        "s/epoch": round(epoch, 3),
+        "samples/s": round(result["n_train"] / epoch),
+        "ratio": round(epoch / epoch_time(loop), 3),
+        "CPU s/epoch": round(cpu, 3),
+        "CPU ratio": round(cpu / epoch_time(loop, "epoch_cpu_seconds"), 3),
+        "startup s": round(result["startup_seconds"], 2),
+        "peak MiB": round(result["peak_memory_mb"]),
+    }
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def experiment_rows(names: list[str], out_root: Path) -> list[dict[str, Any]]:
+    """Whole runs, as `python train.py experiment=NAME` (wall time includes start-up and test)."""
+    rows = []
+    for name in names:
+        result = measure_template([f"experiment={name}"], out_root / f"experiment_{name}")
+        rows.append({"experiment": name, "wall s": round(result["wall_seconds"], 1),
+                     "fit s": round(result["fit_seconds"], 1),
+                     "epochs": len(result["epoch_seconds"]),
+                     "test acc": round(result["test_acc"], 4)})  # fmt: skip
+    if len(rows) > 1:
+        for row in rows[1:]:
+            row["wall vs first"] = round(row["wall s"] / rows[0]["wall s"], 3)
+    return rows
+
+
+def print_table(title: str, rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for key in rows[0]:
+        table.add_column(key, justify="left" if key in ("run", "experiment") else "right")
+    for row in rows:
+        table.add_row(*(str(row.get(key, "")) for key in rows[0]))
+    Console(width=160).print(table)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per timing (default 4)")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="loop/template alternations per batch (default 2)"
+    )
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 512])
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--compile", action="store_true", help="also time model.compile=true")
+    parser.add_argument("--experiments", nargs="*", default=["good", "good_fast"],
+                        help="whole experiments to time (default: good good_fast)")  # fmt: skip
+    parser.add_argument("--out", type=Path, help="where to write the JSON results")
+    parser.add_argument(
+        "--overrides", nargs="+", default=[], metavar="KEY=VALUE",
+        help="train.py overrides for goodfit's runs (e.g. model.hidden=[8] perf=fast); "
+        "then only the paired comparison runs, its loop training a copy of that network",
+    )  # fmt: skip
+    parser.add_argument("--loop-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name in ("epochs", "repeat", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')}={getattr(args, name)}: must be >= 1")
+    if any(b < 1 for b in args.batch_sizes):
+        parser.error(f"--batch-sizes={args.batch_sizes}: each must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.loop_only:  # the child process of measure_loop
+        device = "cuda" if args.device == "auto" and _has_cuda() else args.device
+        result = plain_loop(args.batch_size, args.epochs, "cpu" if device == "auto" else device)
+        args.out.write_text(json.dumps(result))
+        return
+    out_root = ROOT / "logs" / "bench" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    out_root.mkdir(parents=True)
+    info = machine()
+    print("Machine:", ", ".join(f"{k}={v}" for k, v in info.items()))
+    rows = comparison_rows(args, out_root)
+    title = f"Per epoch: experiment=good's network, SGD, {args.epochs} epochs x {args.repeat}"
+    print_table(
+        title + " (median; ratio = goodfit / loop; CPU: process CPU time; paired: a "
+        "loop epoch before each goodfit epoch, in one process)",
+        rows,
+    )
+    experiments = experiment_rows(args.experiments, out_root) if args.experiments else []
+    if experiments:
+        print_table("Whole experiments (python train.py experiment=NAME)", experiments)
+    results = {"machine": info, "per_epoch": rows, "experiments": experiments}
+    out = args.out or out_root / "bench.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"Results: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The benchmark's baseline: the plain PyTorch loop a researcher would write, and the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> dict[str, Any]:
+    import lightning
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def loop_epoch(net: Any, opt: Any, data: tuple, batch_size: int, generator: Any) -> None:
+    """One epoch of the hand-written baseline: permute, slice, step; accumulate loss and
+    accuracy on the device; validate; one host sync at the end, as goodfit."""
+    import torch
+    import torch.nn.functional as F
+
+    x, y, vx, vy = data
+    dev = x.device
+    net.train()
+    order = torch.randperm(len(x), generator=generator).to(dev)
+    xs, ys = x[order], y[order]
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.long)
+    for i in range(0, len(xs), batch_size):
+        xb, yb = xs[i : i + batch_size], ys[i : i + batch_size]
+        logits = net(xb)
+        loss = F.cross_entropy(logits, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach() * len(yb)
+        correct += (logits.argmax(1) == yb).sum()
+    net.eval()
+    with torch.no_grad():
+        val_correct = sum((net(vx[i : i + 1000]).argmax(1) == vy[i : i + 1000]).sum()
+                          for i in range(0, len(vy), 1000))  # fmt: skip
+    float(loss_sum), float(correct), float(val_correct)
+
+
+def plain_loop(batch_size: int, epochs: int, device: str, seed: int = 42) -> dict[str, Any]:
+    """The baseline in a process of its own: its epochs, start-up and peak memory."""
+    import torch
+
+    from goodfit.data.fashion_mnist import FashionMNISTDataModule
+    from goodfit.models import MLP
+    from goodfit.runtime.timing import peak_rss_mb, process_start_time
+
+    torch.manual_seed(seed)
+    dm = FashionMNISTDataModule(data_dir=str(ROOT / "data"), val_split=0.06, val_split_mode="tail")
+    dm.prepare_data()
+    dm.load()
+    dev = torch.device(device)
+    tensors = (dm.train.images, dm.train.labels, dm.val.images, dm.val.labels)
+    data = tuple(t.to(dev) for t in tensors)
+    net = MLP().to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, foreach=True)
+    generator = torch.Generator().manual_seed(seed)
+    epoch_seconds, epoch_cpu_seconds, startup = [], [], None
+    for _ in range(epochs):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        if startup is None:
+            startup = time.time() - process_start_time()
+        loop_epoch(net, opt, data, batch_size, generator)
+        epoch_seconds.append(time.perf_counter() - started)
+        epoch_cpu_seconds.append(time.process_time() - cpu_started)
+    peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else peak_rss_mb()
+    return {"epoch_seconds": epoch_seconds, "epoch_cpu_seconds": epoch_cpu_seconds,
+            "startup_seconds": startup, "peak_memory_mb": peak,
+            "n_train": len(data[0])}  # fmt: skip

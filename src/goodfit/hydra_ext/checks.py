@@ -1,0 +1,103 @@
+"""Checks on the composed config, run before any work: each error names key, value, allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from goodfit.runtime.errors import ConfigError
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# key → (check, what is allowed). A key absent from the config is not checked.
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "datamodule.val_split": (lambda v: _is_number(v) and 0 < v < 1, "a fraction in (0, 1)"),
+    "datamodule.val_split_mode": (lambda v: v in ("tail", "random"), "'tail' or 'random'"),
+    "datamodule.normalize": (lambda v: v in ("scale", "standardize"), "'scale' or 'standardize'"),
+    "datamodule.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "datamodule.eval_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "trainer.max_epochs": (
+        lambda v: v is None or (_is_int(v) and (v >= 1 or v == -1)),
+        "an integer >= 1, or -1 for no limit",
+    ),
+    "datamodule.train_subset": (
+        lambda v: v is None or (_is_int(v) and v >= 1),
+        "an integer >= 1 (images per class), or null for all",
+    ),
+    "optimizer.lr": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "model.compile": (lambda v: isinstance(v, bool), "true or false"),
+    "augmentation.max_shift": (lambda v: _is_number(v) and 0 <= v <= 1, "a fraction in [0, 1]"),
+    "augmentation.max_rotation": (lambda v: _is_number(v) and 0 <= v <= 180, "degrees in [0, 180]"),
+    "augmentation.hflip": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+    "augmentation.erase": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+    "callbacks.rich_progress_bar.update_every": (
+        lambda v: _is_int(v) and v >= 1,
+        "an integer >= 1 (batches)",
+    ),
+    "model.dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "datamodule.classes": (
+        lambda v: (
+            v is None
+            or (len(v) > 0 and len(set(v)) == len(v) and all(_is_int(c) and 0 <= c <= 9 for c in v))
+        ),
+        "distinct class numbers in 0..9, or null for all ten",
+    ),
+    "save_backbone": (lambda v: isinstance(v, bool), "true or false"),
+    "perf.manual_optimization": (lambda v: isinstance(v, bool), "true or false"),
+    "perf.steps_per_batch": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "perf.fast_dispatch": (lambda v: isinstance(v, bool), "true or false"),
+    "perf.noop_profiler": (lambda v: isinstance(v, bool), "true or false"),
+    "trust_checkpoint": (lambda v: isinstance(v, bool), "true or false"),
+    "trainer.gradient_clip_val": (
+        lambda v: v is None or (_is_number(v) and v >= 0),
+        "a number >= 0, or null for no clipping",
+    ),
+    "trainer.gradient_clip_algorithm": (
+        lambda v: v in (None, "norm", "value"),
+        "'norm' or 'value' (null: norm)",
+    ),
+    "trainer.accumulate_grad_batches": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "transfer.unfreeze_top_blocks": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "transfer.unfreeze_at_epoch": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "transfer.top_lr_ratio": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "transfer.head.epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "transfer.head.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+}
+
+
+def _cross_key_problems(cfg: DictConfig) -> list[str]:
+    """Values allowed alone but not together."""
+    steps = OmegaConf.select(cfg, "perf.steps_per_batch", default=1)
+    manual = OmegaConf.select(cfg, "perf.manual_optimization", default=False)
+    if _is_int(steps) and steps > 1 and manual is False:
+        return [f"perf.steps_per_batch={steps} needs perf.manual_optimization=true (Lightning's "
+                "automatic optimization takes one step per batch); or use perf=fast"]  # fmt: skip
+    return []
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value that is not allowed."""
+    problems = []
+    for key, (check, allowed) in RULES.items():
+        value = OmegaConf.select(cfg, key, default=_MISSING)
+        if value is _MISSING:
+            continue
+        if not check(value):
+            problems.append(f"{key}={value!r} is not allowed: must be {allowed}")
+    if not problems:
+        problems = _cross_key_problems(cfg)
+    if problems:
+        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems))
+
+
+_MISSING = object()

@@ -1,0 +1,30 @@
+"""What every `@hydra.main` task shares: user errors reported as one message."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from goodfit.hydra_ext.hydra_config import in_multirun
+from goodfit.runtime.errors import EXIT_USER_ERROR, UserError
+
+log = logging.getLogger("goodfit")
+
+
+def report_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
+    """A single run exits with status 2 and the message alone; inside a multirun the error is
+    re-raised, so Hydra marks that job failed and the other jobs still run."""
+
+    @functools.wraps(task)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return task(*args, **kwargs)
+        except UserError as err:
+            if in_multirun():
+                raise
+            log.error("%s", err)
+            raise SystemExit(EXIT_USER_ERROR) from None
+
+    return wrapper

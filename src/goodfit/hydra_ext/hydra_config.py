@@ -1,0 +1,43 @@
+"""The one place goodfit reads Hydra's runtime config (HydraConfig). Outside a Hydra run (a test
+calling a task directly) every function answers as for a run without Hydra."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def hydra_cfg() -> Any | None:
+    """Hydra's own config of the current run (`hydra.*`), or None outside a Hydra run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def choices() -> dict[str, Any]:
+    """The config-group choices (`model: mlp_good`, …) of the current run."""
+    cfg = hydra_cfg()
+    return dict(cfg.runtime.choices) if cfg is not None else {}
+
+
+def task_overrides() -> list[str]:
+    """The command-line overrides of the current job (`optimizer=sgd`, …)."""
+    cfg = hydra_cfg()
+    return list(cfg.overrides.task) if cfg is not None else []
+
+
+def in_multirun() -> bool:
+    from hydra.types import RunMode
+
+    cfg = hydra_cfg()
+    return cfg is not None and cfg.mode == RunMode.MULTIRUN
+
+
+def output_dir() -> str | None:
+    cfg = hydra_cfg()
+    return str(cfg.runtime.output_dir) if cfg is not None else None
+
+
+def launch_dir() -> str | None:
+    """The folder the command was started in."""
+    cfg = hydra_cfg()
+    return str(cfg.runtime.cwd) if cfg is not None else None

@@ -1,0 +1,135 @@
+"""OmegaConf resolvers the configs use; registered when goodfit's entry points import this."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+# Drawn once per process: two runs started in the same second get different folders.
+RUN_UID = secrets.token_hex(3)
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def swept_keys(sweep_dir: Path) -> set[str] | None:
+    """Keys given several values on the command line, read from the sweep's multirun.yaml
+    (written by Hydra's basic sweeper before it launches); None when it cannot be known."""
+    saved = sweep_dir / "multirun.yaml"
+    if not saved.is_file():
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = list(OmegaConf.load(saved).hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return {o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()}
+
+
+def _short(override: str) -> str:
+    """`optimizer.lr=0.00029380279387035364` → `optimizer.lr=0.0002938`: a label, not a value."""
+    key, _, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    return f"{key}={number:.4g}" if "." in value or "e" in value.lower() else override
+
+
+def job_dirname(
+    sweep_dir: str, task_overrides: Sequence[str], job_num: int | str, search_params: Any = None
+) -> str:
+    """A multirun job's folder, named after the overrides its sweep varies (`optimizer=sgd`).
+
+    Overrides shared by every job (a data folder, a number of epochs) stay out of the name.
+    A search (e.g. Optuna) varies the keys of `hydra.sweeper.params`; its trials are named
+    `trial<N>-…`, since a search may try the same values twice. When the varied keys are
+    unknown, every override is used. `/` is replaced so the name stays one folder.
+    """
+    overrides = [str(o) for o in task_overrides]
+    if search_params:
+        varied = {str(key) for key in search_params}
+        name = ",".join(_short(o) for o in overrides if _key(o) in varied)
+        return f"trial{job_num}-{name}".replace("/", "_")
+    swept = swept_keys(Path(sweep_dir))
+    if swept is not None:
+        overrides = [o for o in overrides if _key(o) in swept]
+    name = ",".join(overrides).replace("/", "_")
+    return name or f"job{job_num}"
+
+
+def sqlite_url(path: str) -> str:
+    """An SQLite URL for `path`, creating its folder (Optuna opens it before Hydra makes it)."""
+    db = Path(path).expanduser().resolve()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{db}"
+
+
+def search_seed(seed: int, db_path: str) -> int:
+    """The sampler's seed: `seed` plus the trials the study already holds, so a resumed search
+    proposes new values instead of replaying its first trials (a fresh search uses `seed`)."""
+    import sqlite3
+
+    db = Path(db_path)
+    if not db.is_file():
+        return int(seed)
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            (count,) = connection.execute("SELECT COUNT(*) FROM trials").fetchone()
+    except sqlite3.Error:  # a database without a trials table yet
+        count = 0
+    return int(seed) + int(count)
+
+
+# Facts about the run's data (class names, image shape), published by the train task once the
+# datamodule has loaded, read by `${data:…}` in the model and module configs: shapes flow from
+# the data to the networks, so no config types in 784 or 10.
+_DATA_FACTS: dict[str, Any] = {}
+
+
+def publish_data_facts(facts: dict[str, Any]) -> None:
+    """Make `${data:<name>}` resolve to `facts[name]` (the previous run's facts are dropped)."""
+    _DATA_FACTS.clear()
+    _DATA_FACTS.update(facts)
+
+
+def data_fact(name: str) -> Any:
+    if name not in _DATA_FACTS:
+        known = ", ".join(sorted(_DATA_FACTS)) or "none: the data is not loaded yet"
+        raise KeyError(f"${{data:{name}}}: no such fact about the data (known: {known})")
+    value = _DATA_FACTS[name]
+    return list(value) if isinstance(value, tuple) else value
+
+
+def resume_or(resume: str | None, new_run_dir: str) -> str:
+    """The run folder: the one being resumed (`resume=<folder>`), else a new one."""
+    return resume if resume else new_run_dir
+
+
+def unless_resuming(resume: str | None, value: str) -> str | None:
+    """`value`, or None when resuming (the resumed folder keeps its original `.hydra/`)."""
+    return None if resume else value
+
+
+def register() -> None:
+    if not OmegaConf.has_resolver("goodfit.uid"):
+        OmegaConf.register_new_resolver("goodfit.uid", lambda: RUN_UID)
+    if not OmegaConf.has_resolver("goodfit.job_dir"):
+        OmegaConf.register_new_resolver("goodfit.job_dir", job_dirname)
+    if not OmegaConf.has_resolver("goodfit.search_seed"):
+        OmegaConf.register_new_resolver("goodfit.search_seed", search_seed, use_cache=True)
+    if not OmegaConf.has_resolver("goodfit.sqlite"):
+        OmegaConf.register_new_resolver("goodfit.sqlite", sqlite_url, use_cache=True)
+    if not OmegaConf.has_resolver("goodfit.resume_or"):
+        OmegaConf.register_new_resolver("goodfit.resume_or", resume_or)
+    if not OmegaConf.has_resolver("data"):
+        OmegaConf.register_new_resolver("data", data_fact)
+    if not OmegaConf.has_resolver("goodfit.unless_resuming"):
+        OmegaConf.register_new_resolver("goodfit.unless_resuming", unless_resuming)
+
+
+register()

@@ -1,0 +1,105 @@
+"""One table for a whole multirun: summary.csv and summary.md in the sweep folder.
+
+A Hydra callback. Each job, as it ends (in its own process, whatever the launcher), writes its
+row under `<sweep>/.jobs/` and rebuilds both tables under a file lock. A failed job gets a row
+marked failed with its error, so a sweep whose last job fails still has its table.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import hashlib
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from goodfit.runtime.atomic import write_text_atomic
+
+COLUMNS = ["job", "overrides", "status", "test_acc", "best_val_acc", "test_loss", "epochs_run",
+           "fit_seconds", "verdict", "run_dir", "error"]  # fmt: skip
+ROWS_DIR = ".jobs"
+
+
+def job_row(job_return: JobReturn, run_dir: Path, job_num: int) -> dict[str, Any]:
+    """A job's row: its figures from summary.json, or its error when it failed."""
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    failed = job_return.status != JobStatus.COMPLETED or summary.get("status") == "failed"
+    error = ""
+    if job_return.status == JobStatus.FAILED:
+        error = f"{type(job_return._return_value).__name__}: {job_return._return_value}"
+    elif summary.get("status") == "failed":
+        error = str(summary.get("reason", ""))
+    verdict = summary.get("verdict", "")
+    return {
+        "num": job_num,
+        "ended": time.time(),
+        "job": run_dir.name,
+        "overrides": " ".join(job_return.overrides or []),
+        "status": "failed" if failed else "completed",
+        "test_acc": summary.get("test_acc", ""),
+        "best_val_acc": summary.get("best_val_acc", ""),
+        "test_loss": summary.get("test_loss", ""),
+        "epochs_run": summary.get("epochs_run", ""),
+        "fit_seconds": summary.get("fit_seconds", ""),
+        "verdict": ", ".join(verdict) if isinstance(verdict, list) else verdict,
+        "run_dir": str(run_dir),
+        "error": " ".join(error.split())[:300],  # one line, for the table
+    }
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value).replace("|", "\\|")
+
+
+def render_markdown(rows: list[dict[str, Any]]) -> str:
+    shown = [c for c in COLUMNS if c != "run_dir"]
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in shown) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_tables(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Rebuild summary.csv and summary.md from every job row written so far."""
+    rows = [json.loads(p.read_text()) for p in (sweep_dir / ROWS_DIR).glob("*.json")]
+    rows.sort(key=lambda row: (row["num"], row["ended"]))
+    write_text_atomic(sweep_dir / "summary.csv", render_csv(rows))
+    write_text_atomic(sweep_dir / "summary.md", render_markdown(rows))
+    return rows
+
+
+class SweepSummary(Callback):
+    """Hydra callback: `hydra.callbacks.sweep_summary` in conf/hydra/default.yaml."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        hydra_cfg = job_return.hydra_cfg.hydra if job_return.hydra_cfg else None
+        if hydra_cfg is None or str(hydra_cfg.mode) != "RunMode.MULTIRUN":
+            return
+        sweep_dir = Path(hydra_cfg.sweep.dir)
+        run_dir = Path(hydra_cfg.runtime.output_dir)
+        row = job_row(job_return, run_dir, int(hydra_cfg.job.num))
+        rows_dir = sweep_dir / ROWS_DIR
+        rows_dir.mkdir(parents=True, exist_ok=True)
+        # keyed by folder: a resumed search numbers its jobs from 0 again
+        key = hashlib.sha1(str(run_dir).encode()).hexdigest()[:16]
+        write_text_atomic(rows_dir / f"{key}.json", json.dumps(row))
+        with open(sweep_dir / ".summary.lock", "w") as lock:  # jobs may end at the same time
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            write_tables(sweep_dir)

@@ -1,0 +1,201 @@
+"""The LightningModule: any image classifier `net`, trained with cross-entropy.
+
+Plain Lightning: automatic optimization, `training_step` returns the loss, `configure_optimizers`
+builds the optimizer and scheduler from the partials it was given. Subclass it, or write your
+own LightningModule and select it with `module=<your file>` (README: Extend it).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from goodfit.lit.metrics import StageMetrics
+from goodfit.lit.test_evaluation import TestEvaluation, TestResults
+from goodfit.runtime.timing import process_start_time
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+# Attributes Lightning sets on the module around every hook call; plain strings and flags, so
+# nn.Module.__setattr__'s checks for parameters, buffers and submodules are not needed.
+_BOOKKEEPING = frozenset({"_current_fx_name", "_current_dataloader_idx"})
+
+
+class Classifier(L.LightningModule):
+    """Trains `net` with cross-entropy on `(images, labels)` batches.
+
+    Logs `train/loss`, `train/acc`, `val/loss`, `val/acc` once per epoch and `test/loss`,
+    `test/acc`, with the epoch as the loggers' step, and keeps the per-epoch `history` (saved in
+    checkpoints, so a resumed run keeps it). After testing, `test_results` holds the confusion
+    matrix, per-class figures and misclassified examples.
+
+    Args:
+        net: the network (a plain nn.Module; the `model` config group).
+        optimizer: a partial that takes the parameters (the `optimizer` group).
+        scheduler: `{"factory": partial taking the optimizer, "interval": "epoch" | "step",
+            "monitor": metric}` (the `scheduler` group), or None.
+        class_names: the data's class names, saved with the hyper-parameters so a checkpoint
+            names its own classes.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        class_names: Sequence[str] = (),
+    ) -> None:
+        super().__init__()
+        # Plain values only (the network and the partials stay out), so checkpoints stay
+        # loadable as data (`weights_only=True`) and `load_from_checkpoint(path, net=…)` works.
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_config = dict(scheduler) if scheduler else None
+        self.class_names = tuple(str(name) for name in class_names)
+        if len(self.class_names) < 2:
+            raise ValueError(f"Classifier: class_names={list(class_names)}: need at least two")
+        self.train_metrics = StageMetrics()
+        self.val_metrics = StageMetrics()
+        self.test_metrics = StageMetrics()
+        self.test_evaluation = TestEvaluation(len(self.class_names))
+        self.test_results: TestResults | None = None
+        self.history: list[dict[str, float | int | None]] = []
+        self.startup_seconds: float | None = None
+        # `perf=fast` puts goodfit's own optimizer steps here (goodfit.perf.manual_steps);
+        # None: Lightning's automatic optimization.
+        self.fast_steps: Any = None
+        self._val: dict[str, float] = {}
+        self._epoch_started = (0.0, 0.0)  # wall clock and process CPU time
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _BOOKKEEPING:
+            object.__setattr__(self, name, value)  # ~44 times a step, see _BOOKKEEPING
+        else:
+            super().__setattr__(name, value)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> tuple[Tensor, Tensor]:
+        images, labels = batch
+        logits = self.net(images)
+        loss = F.cross_entropy(logits, labels)
+        getattr(self, f"{stage}_metrics").update(loss, logits, labels)
+        return loss, logits
+
+    def training_loss(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        """The loss of one training batch (its metrics are counted)."""
+        return self._step(batch, "train")[0]
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        if self.fast_steps is not None:
+            return self.fast_steps.training_step(self, batch, batch_idx)
+        return self.training_loss(batch)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        _, logits = self._step(batch, "test")
+        self.test_evaluation.update(batch[0], logits, batch[1])
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.fast_steps is not None:
+            self.fast_steps.clip_gradients(self, optimizer)
+
+    def _log_stage(self, stage: str) -> dict[str, float]:
+        values = getattr(self, f"{stage}_metrics").compute_and_reset()
+        # "step" makes the epoch (counted from 1) the x-axis of every curve in the loggers.
+        logged = {f"{stage}/{name}": value for name, value in values.items()}
+        self.log_dict(logged, prog_bar=stage != "test")
+        self.log("step", float(self.current_epoch + (stage != "test")))
+        return {name: float(value) for name, value in values.items()}
+
+    def on_train_start(self) -> None:
+        if self.fast_steps is not None:
+            self.fast_steps.check_schedulers(self)
+        if self.startup_seconds is None:
+            self.startup_seconds = time.time() - process_start_time()
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_started = (time.perf_counter(), time.process_time())
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self.val_metrics.compute_and_reset()
+            return
+        self._val = self._log_stage("val")
+
+    def on_train_epoch_end(self) -> None:
+        train = self._log_stage("train")
+        self.history.append(
+            {
+                "epoch": self.current_epoch + 1,
+                "train_loss": train["loss"],
+                "train_acc": train["acc"],
+                "val_loss": self._val.get("loss"),
+                "val_acc": self._val.get("acc"),
+                "seconds": round(time.perf_counter() - self._epoch_started[0], 4),
+                # CPU time of the whole process (all threads): unlike wall time, not
+                # inflated when a shared host lends the cores to someone else.
+                "cpu_seconds": round(time.process_time() - self._epoch_started[1], 4),
+            }
+        )
+        self._val = {}
+        if self.fast_steps is not None:
+            self.fast_steps.epoch_end(self)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_stage("test")
+        self.test_results = self.test_evaluation.compute_and_reset()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["goodfit_history"] = self.history
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = list(checkpoint.get("goodfit_history", []))
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise ValueError("Classifier(optimizer=None) can test and predict but not train")
+        # Frozen parameters (transfer learning) stay out; Lightning's finetuning callbacks add
+        # them as their own parameter group when they unfreeze them.
+        optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_config is None:
+            return optimizer
+        factory = self.scheduler_config["factory"]
+        kwargs = {}
+        # OneCycleLR-style schedulers with total_steps=null get the run's real step count.
+        if (
+            isinstance(factory, functools.partial)
+            and factory.keywords.get("total_steps", 0) is None
+        ):
+            kwargs["total_steps"] = int(self._total_optimizer_steps())
+        config = {
+            "scheduler": factory(optimizer, **kwargs),
+            "interval": self.scheduler_config.get("interval", "epoch"),
+            "frequency": self.scheduler_config.get("frequency", 1),
+        }
+        if self.fast_steps is None:  # with goodfit's own steps, epoch_end passes the monitor
+            config["monitor"] = self.scheduler_config.get("monitor", "val/loss")
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def _total_optimizer_steps(self) -> int | float:
+        if self.fast_steps is not None:
+            return self.fast_steps.total_steps(self.trainer)
+        return self.trainer.estimated_stepping_batches
+
+
+# Lightning inspects training_step's signature on every step (to decide whether to pass
+# batch_idx); a precomputed __signature__ is inspect's fast path.
+for _step in (Classifier.training_step, Classifier.validation_step, Classifier.test_step):
+    _step.__signature__ = inspect.signature(_step)

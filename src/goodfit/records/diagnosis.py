@@ -1,0 +1,238 @@
+"""Fit diagnosis: a verdict on a run from its per-epoch history and its data sizes alone.
+
+Pure functions of plain numbers (no torch, no files), so the training run and the report on old
+run folders reach the same verdict. The thresholds are `conf/diagnosis/default.yaml`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from goodfit.runtime.errors import ConfigError
+
+GOOD_FIT = "good fit"
+OVERFITTING = "overfitting"
+UNDERFITTING = "underfitting"
+UNRELIABLE_VALIDATION = "unreliable validation"
+
+Z_95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
+
+
+def wilson_interval(p: float, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a proportion `p` observed on `n` samples (95% by default)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"a proportion must be in [0, 1], got {p}")
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a run counts as overfitting, underfitting or too poorly validated to judge.
+    The defaults equal conf/diagnosis/default.yaml (a test keeps them equal)."""
+
+    max_relative_gap: float = 0.10
+    max_val_loss_rise: float = 0.05
+    trend_window: int = 3
+    falling_rate: float = 0.002
+    underfit_rate: float = 0.03
+    max_val_ci_width: float = 0.04
+
+    @classmethod
+    def from_mapping(
+        cls, values: Mapping[str, Any] | None, prefix: str = "diagnosis"
+    ) -> Thresholds:
+        """Thresholds from a config mapping; an unknown key or a bad value is a ConfigError."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        problems = [f"{prefix}.{key} is not a known threshold (known: {', '.join(sorted(known))})"
+                    for key in values if key not in known]  # fmt: skip
+        for key, value in values.items():
+            if key not in known:
+                continue
+            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if key == "trend_window":
+                if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                    problems.append(
+                        f"{prefix}.{key}={value!r} is not allowed: must be an integer >= 1"
+                    )
+            elif not (is_number and value >= 0):
+                problems.append(f"{prefix}.{key}={value!r} is not allowed: must be a number >= 0")
+        if problems:
+            raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems))
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass
+class Diagnosis:
+    """The verdict (one or more labels), the sentences behind it, and the figures it used."""
+
+    labels: list[str]
+    reasons: list[str]
+    generalization_gap: float | None
+    best_val_loss_epoch: int | None
+    val_loss_rise: float | None
+    still_falling: bool | None
+    val_acc_ci95: tuple[float, float] | None
+    test_acc_ci95: tuple[float, float] | None
+
+    @property
+    def verdict(self) -> str:
+        return ", ".join(self.labels)
+
+    def to_summary(self) -> dict[str, Any]:
+        """The keys this diagnosis adds to summary.json."""
+        data = asdict(self)
+        del data["labels"]
+        data = {"verdict": self.verdict, "verdict_reasons": data.pop("reasons"), **data}
+        for key in ("val_acc_ci95", "test_acc_ci95"):
+            data[key] = list(data[key]) if data[key] is not None else None
+        return data
+
+
+def _relative_fall_per_epoch(values: Sequence[float], window: int) -> float:
+    """How much a loss fell per epoch over the last `window` epochs, as a fraction of its
+    final value (negative when it rose)."""
+    start, end = values[-1 - window], values[-1]
+    return (start - end) / window / max(abs(end), 1e-12)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def diagnose(
+    history: Sequence[Mapping[str, Any]],
+    n_val: int,
+    n_test: int | None = None,
+    test_acc: float | None = None,
+    thresholds: Thresholds | None = None,
+) -> Diagnosis:
+    """Judge a run by its learning curves: `history` holds one entry per epoch with
+    `train_loss`, `val_loss` and `val_acc` (as in summary.json)."""
+    t = thresholds or Thresholds()
+    labels: list[str] = []
+    reasons: list[str] = []
+    test_ci = wilson_interval(test_acc, n_test) if test_acc is not None and n_test else None
+    epochs = [
+        h for h in history if h.get("val_loss") is not None and h.get("train_loss") is not None
+    ]
+    if not epochs or n_val <= 0:
+        reasons.append("No validation loss was recorded, so the fit cannot be judged.")
+        return Diagnosis([UNRELIABLE_VALIDATION], reasons, None, None, None, None, None, test_ci)
+
+    train = [float(h["train_loss"]) for h in epochs]
+    val = [float(h["val_loss"]) for h in epochs]
+    numbers = [int(h.get("epoch", i + 1)) for i, h in enumerate(epochs)]
+    final_train, final_val = train[-1], val[-1]
+
+    # Generalization gap: the report's measure of a good fit.
+    gap = final_val - final_train
+    relative_gap = gap / max(abs(final_train), 1e-12)
+    gap_text = (
+        f"The final validation loss ({final_val:.4f}) is {gap:+.4f} from the final training loss "
+        f"({final_train:.4f}), {_pct(relative_gap)} of it"
+    )
+    if relative_gap > t.max_relative_gap:
+        labels.append(OVERFITTING)
+        reasons.append(f"{gap_text}: a gap wider than the {_pct(t.max_relative_gap)} allowed.")
+    else:
+        reasons.append(f"{gap_text}: within the {_pct(t.max_relative_gap)} allowed.")
+
+    # Did the validation loss turn upwards after its minimum?
+    best = min(range(len(val)), key=val.__getitem__)
+    rise = (final_val - val[best]) / max(abs(val[best]), 1e-12)
+    if best == len(val) - 1:
+        reasons.append(f"The validation loss was lowest at the last epoch ({numbers[best]}).")
+    elif rise > t.max_val_loss_rise:
+        if OVERFITTING not in labels:
+            labels.append(OVERFITTING)
+        reasons.append(
+            f"The validation loss was lowest at epoch {numbers[best]} ({val[best]:.4f}) and ended "
+            f"{_pct(rise)} above it, more than the {_pct(t.max_val_loss_rise)} allowed."
+        )
+    else:
+        reasons.append(
+            f"The validation loss was lowest at epoch {numbers[best]} ({val[best]:.4f}) and ended "
+            f"only {_pct(rise)} above it (allowed: {_pct(t.max_val_loss_rise)})."
+        )
+    ups = [
+        numbers[i] for i in range(1, len(val)) if val[i] > val[i - 1] and train[i] < train[i - 1]
+    ]
+    if ups and OVERFITTING in labels:
+        reasons.append(
+            "The validation loss went up while the training loss went down at epoch"
+            f"{'s' if len(ups) > 1 else ''} {', '.join(map(str, ups))}."
+        )
+
+    # Were both losses still falling when training stopped?
+    still_falling: bool | None = None
+    if len(train) < 2:
+        reasons.append("Only one epoch ran, so the trend of the losses is unknown.")
+    else:
+        window = min(t.trend_window, len(train) - 1)
+        train_rate = _relative_fall_per_epoch(train, window)
+        val_rate = _relative_fall_per_epoch(val, window)
+        still_falling = train_rate > t.falling_rate and val_rate > t.falling_rate
+        rates = (
+            f"training {_pct(train_rate)} and validation {_pct(val_rate)} per epoch "
+            f"over the last {window} epoch{'s' if window > 1 else ''}"
+        )
+        if still_falling and min(train_rate, val_rate) > t.underfit_rate:
+            labels.append(UNDERFITTING)
+            reasons.append(
+                f"Both losses were still falling fast at the end ({rates}, above the "
+                f"{_pct(t.underfit_rate)} allowed): the model has more to learn; train longer."
+            )
+        elif still_falling:
+            reasons.append(
+                f"Both losses were still falling at the end ({rates}), but not both faster "
+                f"than the {_pct(t.underfit_rate)} that counts as underfitting."
+            )
+        else:
+            reasons.append(f"The losses were not both falling at the end ({rates}).")
+
+    # Is the validation set large enough to tell epochs apart?
+    val_accs = [float(h["val_acc"]) for h in epochs if h.get("val_acc") is not None]
+    val_ci = wilson_interval(val_accs[-1], n_val) if val_accs else None
+    if val_ci is not None:
+        width = val_ci[1] - val_ci[0]
+        ci_text = (
+            f"The final validation accuracy {val_accs[-1]:.4f} on {n_val:,} images has a 95% "
+            f"interval of {val_ci[0]:.4f} to {val_ci[1]:.4f} (width {width:.4f})"
+        )
+        if width > t.max_val_ci_width:
+            labels.append(UNRELIABLE_VALIDATION)
+            spread = max(val_accs) - min(val_accs)
+            reasons.append(
+                f"{ci_text}, wider than the {t.max_val_ci_width:.4f} allowed: differences "
+                "between epochs smaller than that are noise."
+            )
+            if len(val_accs) > 1 and spread < width:
+                reasons.append(
+                    f"All {len(val_accs)} epochs' validation accuracies ({min(val_accs):.4f} to "
+                    f"{max(val_accs):.4f}) lie within one interval width, so the validation "
+                    "curve cannot tell them apart."
+                )
+        else:
+            reasons.append(f"{ci_text}: narrow enough to compare epochs.")
+
+    if not labels:
+        labels.append(GOOD_FIT)
+    return Diagnosis(
+        labels=labels,
+        reasons=reasons,
+        generalization_gap=gap,
+        best_val_loss_epoch=numbers[best],
+        val_loss_rise=rise,
+        still_falling=still_falling,
+        val_acc_ci95=val_ci,
+        test_acc_ci95=test_ci,
+    )

@@ -1,0 +1,159 @@
+"""The run's pictures as PNG files: learning curves, confusion matrix, misclassified images, and
+the report's comparison of several runs.
+
+matplotlib is imported inside the functions (it costs start-up time) and drawn with the Agg
+canvas directly, without pyplot, so no global figure state and no display are involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from torch import Tensor
+
+LEARNING_CURVES = "learning_curves.png"
+CONFUSION_MATRIX = "confusion_matrix.png"
+MISCLASSIFIED = "misclassified.png"
+COMPARISON = "comparison.png"
+DPI = 100
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=DPI)
+    return path
+
+
+def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    points = [(int(h["epoch"]), float(h[key])) for h in history if h.get(key) is not None]
+    return [e for e, _ in points], [v for _, v in points]
+
+
+def learning_curves(
+    history: Sequence[Mapping[str, Any]], path: Path, title: str = "", n_val: int | None = None
+) -> Path:
+    """Loss and accuracy per epoch, training against validation, side by side; with `n_val`,
+    the validation accuracy's 95% Wilson band shows how far apart epochs must be to differ."""
+    fig = _figure(11, 4.2)
+    axes = fig.subplots(1, 2)
+    for ax, metric in zip(axes, ("loss", "acc"), strict=True):
+        for stage, style in (("train", "-o"), ("val", "--s")):
+            epochs, values = _series(history, f"{stage}_{metric}")
+            label = "training" if stage == "train" else "validation"
+            ax.plot(epochs, values, style, markersize=4, label=label)
+            if metric == "acc" and stage == "val" and n_val:
+                from goodfit.records.diagnosis import wilson_interval
+
+                low, high = zip(*(wilson_interval(v, n_val) for v in values), strict=True)
+                band = f"validation 95% interval (n={n_val:,})"
+                ax.fill_between(epochs, low, high, color="C1", alpha=0.15, label=band)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy" if metric == "acc" else "cross-entropy loss")
+        ax.set_title("accuracy" if metric == "acc" else "loss")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def confusion_matrix(
+    matrix: Tensor, class_names: Sequence[str], path: Path, title: str = ""
+) -> Path:
+    """Counts of true (rows) against predicted (columns) classes, with the class names."""
+    counts = matrix.cpu().numpy() if hasattr(matrix, "cpu") else matrix
+    n = len(class_names)
+    fig = _figure(8, 7)
+    ax = fig.subplots()
+    image = ax.imshow(counts, cmap="Blues")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="test images")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title or "Confusion matrix (test set)")
+    threshold = counts.max() / 2 if counts.size else 0
+    for i in range(n):
+        for j in range(n):
+            color = "white" if counts[i, j] > threshold else "black"
+            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8, color=color)
+    return _save(fig, path)
+
+
+def misclassified_grid(
+    images: Tensor, labels: Tensor, preds: Tensor, class_names: Sequence[str], path: Path,
+    columns: int = 5,
+) -> Path:  # fmt: skip
+    """Misclassified test images, each titled with its true and predicted class."""
+    count = len(labels)
+    rows = max(1, -(-count // columns))
+    fig = _figure(2 * columns, 2.3 * rows + 0.5)
+    fig.suptitle(f"Misclassified test images (first {count}): true → predicted")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for k, ax in enumerate(axes):
+        ax.set_axis_off()
+        if k < count:
+            ax.imshow(images[k].squeeze(0).cpu().numpy(), cmap="gray")
+            true, pred = class_names[int(labels[k])], class_names[int(preds[k])]
+            ax.set_title(f"{true}\n→ {pred}", fontsize=9)
+    if count == 0:
+        axes[0].text(0.5, 0.5, "none: every test image was classified correctly", ha="center")
+    return _save(fig, path)
+
+
+def comparison(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], path: Path) -> Path:
+    """Every run's training (solid) and validation (dashed) curves on one loss and one accuracy
+    chart, one colour per run."""
+    fig = _figure(12, 4.6)
+    axes = fig.subplots(1, 2)
+    for k, (label, history) in enumerate(runs):
+        color = f"C{k % 10}"
+        for ax, metric in zip(axes, ("loss", "acc"), strict=True):
+            for stage, style in (("train", "-o"), ("val", "--s")):
+                epochs, values = _series(history, f"{stage}_{metric}")
+                curve = "training" if stage == "train" else "validation"
+                ax.plot(
+                    epochs, values, style, color=color, markersize=3, label=f"{label} ({curve})"
+                )
+    for ax, name in zip(axes, ("loss", "accuracy"), strict=True):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.set_title(f"{name}: training (solid) and validation (dashed)")
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[1].legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def write_run_pictures(
+    run_dir: Path, history: Sequence[Mapping[str, Any]], results: Any, class_names: Sequence[str],
+    title: str = "", n_val: int | None = None,
+) -> dict[str, Path]:  # fmt: skip
+    """Draw a run's pictures into its folder; `results` is the module's TestResults (or None
+    when testing did not run). Returns {name: path}."""
+    curves = learning_curves(history, run_dir / LEARNING_CURVES, title, n_val)
+    pictures = {"learning_curves": curves}
+    if results is not None:
+        pictures["confusion_matrix"] = confusion_matrix(
+            results.confusion_matrix, class_names, run_dir / CONFUSION_MATRIX,
+            f"Confusion matrix (test set){': ' + title if title else ''}",
+        )  # fmt: skip
+        pictures["misclassified"] = misclassified_grid(
+            results.wrong_images, results.wrong_labels, results.wrong_preds, class_names,
+            run_dir / MISCLASSIFIED,
+        )  # fmt: skip
+    return pictures

@@ -1,0 +1,1 @@
+"""What every layer may use: errors, atomic writes, checkpoint IO, processes, timing."""

@@ -1,0 +1,118 @@
+"""Checkpoints: written atomically with the run's config inside, and opened only as data.
+
+A checkpoint is a pickle, and a pickle can run any code when it is opened. goodfit opens every
+checkpoint with `torch.load(weights_only=True)`, which reads tensors and plain containers and
+refuses anything else, so a crafted file is refused before it can do anything. What goodfit
+saves is kept to such types (a test loads a real run's checkpoints that way).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from goodfit.runtime.atomic import atomic_path
+from goodfit.runtime.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEY = "goodfit_config"  # the composed config of the run that wrote the checkpoint
+TRAINING_KEYS = ("state_dict", "loops", "optimizer_states")
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file holds Python objects that could run code when opened; it was not opened."""
+
+
+class RunCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO, with three changes:
+
+    - each checkpoint goes to a temporary file in the same folder and is renamed over the old
+      one, so a crash or a full disk mid-write leaves the previous checkpoint intact;
+    - `run_config` (the run's composed config, plain containers) is stored in every checkpoint
+      under `goodfit_config`, so a checkpoint can rebuild its own run (eval, predict, resume);
+    - checkpoints are always loaded with `weights_only=True`, whatever the caller asked.
+    """
+
+    def __init__(self, run_config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.run_config = run_config
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+    ) -> None:
+        if self.run_config is not None:
+            checkpoint[CONFIG_KEY] = self.run_config
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+    def load_checkpoint(
+        self, path: _PATH, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        return load_checkpoint(Path(path))
+
+
+def load_checkpoint(path: Path, name: str = "checkpoint") -> dict[str, Any]:
+    """A checkpoint's contents, read as data only. Raises UnsafeCheckpointError for a file that
+    holds code-carrying objects, CheckpointError for a missing or damaged one; `name` says
+    which setting gave the path (`ckpt_path`, `resume`, …)."""
+    if not path.is_file():
+        raise CheckpointError(f"{name}={path}: no such file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UnsafeCheckpointError(
+            f"{name}={path}: refused. The file holds Python objects other than tensors and plain "
+            "containers, which could run code when opened, so goodfit did not open it. "
+            f"(torch: {str(err).splitlines()[0][:200]})"
+        ) from None
+    except Exception as err:  # truncated, not a zip, not a pickle: damaged or foreign
+        raise CheckpointError(f"{name}={path}: damaged or not a checkpoint ({err})") from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(
+            f"{name}={path}: not a checkpoint (holds {type(checkpoint).__name__})"
+        )
+    return checkpoint
+
+
+def check_resumable(path: Path) -> None:
+    """Raise when `path` is not a complete, safe checkpoint of a training run."""
+    checkpoint = load_checkpoint(path)
+    missing = [key for key in TRAINING_KEYS if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path}: not a training checkpoint (no {', '.join(missing)})")
+
+
+def resumable_checkpoint(folder: Path) -> Path:
+    """The checkpoint to resume from: `last.ckpt`, or when it is damaged, the newest other
+    checkpoint in `folder` that loads. Each damaged one is reported. An unsafe file is never
+    passed over: it means the folder was tampered with, and the resume is refused."""
+    others = sorted(
+        (p for p in folder.glob("*.ckpt") if p.name != "last.ckpt"),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    candidates = [p for p in (folder / "last.ckpt", *others) if p.is_file()]
+    failures = []
+    for path in candidates:
+        try:
+            check_resumable(path)
+        except UnsafeCheckpointError:
+            raise
+        except CheckpointError as err:
+            log.error("%s; trying the previous checkpoint", err)
+            failures.append(str(err))
+            continue
+        if path.name != "last.ckpt":
+            log.warning("Resuming from %s instead", path)
+        return path
+    raise CheckpointError(
+        f"No checkpoint to resume from in {folder}"
+        + ("".join(f"\n  {f}" for f in failures) if failures else " (the folder holds none)")
+    )

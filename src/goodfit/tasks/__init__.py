@@ -1,0 +1,1 @@
+"""What each command does: train (one run, or the fine-tuning study), evaluate, predict, resume."""

@@ -1,0 +1,116 @@
+"""Build a run's parts from its config: the data, the network, the LightningModule, the
+callbacks, the loggers and the Trainer. Each part comes from its config group alone."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from goodfit.data.contract import check_contract, data_facts
+from goodfit.hydra_ext.resolvers import publish_data_facts
+from goodfit.models import build_network
+from goodfit.runtime.checkpoint_io import RunCheckpointIO
+from goodfit.runtime.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """The data (loaded) and the network, built before the module: the fine-tuning study loads a
+    backbone into the network and trains a head on the data before the run trains."""
+
+    datamodule: Any
+    net: nn.Module
+
+
+def quiet_library_noise() -> None:
+    """One copy of each log line, and none of the warnings that do not apply to goodfit."""
+    if logging.getLogger().handlers:  # Hydra's handlers print and file every record already
+        logging.getLogger("lightning").handlers.clear()
+    # goodfit logs once per epoch, so the per-step logging interval is irrelevant.
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    # Lightning's own use of a torch API that torch deprecated; nothing a run can change.
+    warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+    # goodfit logs torchmetrics values, which are already synced across processes.
+    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+    # goodfit's own callbacks restore their state from the checkpoint when they are present.
+    warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
+
+
+def build_datamodule(cfg: DictConfig) -> Any:
+    """The configured datamodule, its data found, loaded and checked against the contract; its
+    class names and image shape published for `${data:…}` in the model and module configs."""
+    augmentation = instantiate(cfg.augmentation) if cfg.get("augmentation") else None
+    datamodule = instantiate(cfg.datamodule, augmentation=augmentation)
+    datamodule.prepare_data()  # fail on missing or damaged data before building anything else
+    datamodule.setup("fit")
+    check_contract(datamodule)
+    publish_data_facts(data_facts(datamodule))
+    return datamodule
+
+
+def prepare(cfg: DictConfig) -> Prepared:
+    datamodule = build_datamodule(cfg)
+    return Prepared(datamodule, build_network(cfg.model))
+
+
+def build_module(cfg: DictConfig, net: nn.Module) -> L.LightningModule:
+    """The `module` group's LightningModule, given the network (built from the `model` group)."""
+    module = instantiate(cfg.module, _partial_=True)(net=net)
+    if not isinstance(module, L.LightningModule):
+        raise ConfigError(
+            f"module._target_={cfg.module.get('_target_')}: builds a {type(module).__name__}, "
+            "not a LightningModule"
+        )
+    return module
+
+
+def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """The callbacks of conf/callbacks (and any added with +callbacks.<name>), skipping those
+    set to null. Nothing is added that the config does not list."""
+    callbacks = []
+    for name, cb_cfg in (cfg.get("callbacks") or {}).items():
+        if cb_cfg is None:
+            continue
+        if name == "lr_monitor" and not cfg.get("logger"):
+            log.warning("callbacks.lr_monitor needs a logger; skipped because logger is null")
+            continue
+        callback = instantiate(cb_cfg)
+        if not isinstance(callback, L.Callback):
+            raise ConfigError(f"callbacks.{name}: {type(callback).__name__} is not a Callback")
+        callbacks.append(callback)
+    return callbacks
+
+
+def build_loggers(cfg: DictConfig) -> list[Any]:
+    return [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg is not None]
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any],
+                  **overrides: Any) -> L.Trainer:  # fmt: skip
+    """The `trainer` group's Trainer with the run's callbacks and loggers; checkpoints written
+    atomically, with the run's resolved config inside, and opened only as data."""
+    from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+
+    if cfg.get("perf", {}).get("noop_profiler") and not cfg.trainer.get("profiler"):
+        from goodfit.runtime.profiler import NoProfiler
+
+        overrides.setdefault("profiler", NoProfiler())
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    factory = instantiate(cfg.trainer, _partial_=True)
+    return factory(
+        callbacks=callbacks,
+        logger=loggers or False,
+        enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
+        enable_progress_bar=any(isinstance(cb, ProgressBar) for cb in callbacks),
+        plugins=[RunCheckpointIO(run_config)],
+        **overrides,
+    )

@@ -1,0 +1,116 @@
+"""Opening a trained run: the one path eval, predict and resume take to a checkpoint's module.
+
+A checkpoint (or a run folder) may come from anyone. Its contents are read as data only
+(`goodfit.runtime.checkpoint_io.load_checkpoint`), and the config saved inside it is checked
+before anything in it is built: every `_target_` must name a class of goodfit, torch,
+torchvision or Lightning that builds a network, a module, data, an optimizer, a scheduler, a
+Trainer, a callback or a logger. Anything else (a function, another package's class) is refused
+unless the user says they trust the file (`trust_checkpoint=true`, `--trust`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from goodfit.runtime.checkpoint_io import CONFIG_KEY, load_checkpoint
+from goodfit.runtime.errors import CheckpointError
+
+TRUSTED_PACKAGES = ("goodfit", "torch", "torchvision", "lightning")
+
+
+def _base_classes() -> tuple[type, ...]:
+    import lightning as L
+    import torch
+    from lightning.pytorch.loggers import Logger
+    from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+
+    return (torch.nn.Module, L.LightningDataModule, torch.optim.Optimizer, LRScheduler,
+            ReduceLROnPlateau, L.Trainer, L.Callback, Logger)  # fmt: skip
+
+
+def targets(node: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """Every (`key`, `_target_`) in a nested config."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key == "_target_":
+                yield where or "(root)", str(value)
+            else:
+                yield from targets(value, path)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from targets(value, f"{where}[{i}]")
+
+
+def untrusted_target(target: str) -> str | None:
+    """Why `target` may not be built from a file's config, or None when it may."""
+    module_name, _, name = target.rpartition(".")
+    if module_name.split(".")[0] not in TRUSTED_PACKAGES:
+        return f"{target} is not a class of {', '.join(TRUSTED_PACKAGES)}"
+    try:  # importing goodfit's, torch's or Lightning's own modules runs nothing of the file's
+        found = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError):
+        return f"{target} does not exist"
+    if not (isinstance(found, type) and issubclass(found, _base_classes())):
+        return f"{target} is not a network, module, data, optimizer, scheduler or trainer class"
+    return None
+
+
+def check_saved_config(config: dict[str, Any], source: str, trust: bool) -> None:
+    """Refuse a saved config that would build anything but known classes (unless trusted)."""
+    if trust:
+        return
+    problems = [f"{key}: {why}" for key, target in targets(config)
+                if (why := untrusted_target(target)) is not None]  # fmt: skip
+    if problems:
+        raise CheckpointError(
+            f"{source}: refused. Its saved config would build:\n  "
+            + "\n  ".join(problems)
+            + "\nBuilding what a file names can run code. If you trust this file, say so: "
+            "trust_checkpoint=true (eval.py, train.py resume=…) or --trust (predict)."
+        )
+
+
+@dataclass
+class TrainedRun:
+    """A checkpoint's module (in eval mode, on the CPU), its run's config and its contents."""
+
+    module: Any
+    config: DictConfig
+    checkpoint: dict[str, Any]
+
+
+def saved_config(checkpoint: dict[str, Any], path: Path, name: str) -> DictConfig:
+    config = checkpoint.get(CONFIG_KEY)
+    if not isinstance(config, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{name}={path}: not a goodfit checkpoint (no {CONFIG_KEY})")
+    return OmegaConf.create(config)
+
+
+def load_trained(path: Path, trust: bool = False, name: str = "ckpt_path") -> TrainedRun:
+    """Open a goodfit checkpoint safely and rebuild its module with the trained weights."""
+    from hydra.utils import get_class
+
+    from goodfit.models import build_network
+
+    checkpoint = load_checkpoint(path, name)
+    config = saved_config(checkpoint, path, name)
+    check_saved_config(OmegaConf.to_container(config), f"{name}={path}", trust)
+    net = build_network({**OmegaConf.to_container(config.model), "compile": False})
+    module_class = get_class(config.module._target_)
+    try:
+        module = module_class.load_from_checkpoint(path, map_location="cpu", net=net,
+                                                   weights_only=True)  # fmt: skip
+    except RuntimeError as err:  # weights whose shapes do not fit the saved config
+        raise CheckpointError(
+            f"{name}={path}: its weights do not fit the network its config describes "
+            f"({str(err).splitlines()[0][:300]})"
+        ) from None
+    module.eval()
+    return TrainedRun(module, config, checkpoint)

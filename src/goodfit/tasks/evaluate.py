@@ -1,0 +1,80 @@
+"""The evaluation task: test a checkpoint on the test set, as its training run's test did."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from goodfit.runtime.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def find_checkpoint(path: Path) -> Path:
+    """A checkpoint file as given; for a run folder, the checkpoint its own test used."""
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise ConfigError(f"ckpt_path={path}: no such checkpoint file or run folder")
+    summary = path / "summary.json"
+    if summary.is_file():
+        best = json.loads(summary.read_text()).get("best_checkpoint")
+        if best and Path(best).is_file():
+            return Path(best)
+    for name in ("best.ckpt", "last.ckpt"):
+        if (path / "checkpoints" / name).is_file():
+            return path / "checkpoints" / name
+    raise ConfigError(f"ckpt_path={path}: the folder holds no checkpoints/best.ckpt or last.ckpt")
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Test the checkpoint in `cfg.ckpt_path`; print and return its test loss and accuracy."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from goodfit.records.summary import print_table
+    from goodfit.tasks.assemble import quiet_library_noise
+    from goodfit.tasks.checkpoints import load_trained
+
+    quiet_library_noise()
+    ckpt = find_checkpoint(Path(cfg.ckpt_path).expanduser())
+    trained = load_trained(ckpt, trust=bool(cfg.get("trust_checkpoint")))
+    run_cfg = trained.config
+    if cfg.get("data_dir"):
+        run_cfg.datamodule.data_dir = cfg.data_dir
+    datamodule = instantiate(run_cfg.datamodule)
+    datamodule.prepare_data()
+    trainer: L.Trainer = instantiate(
+        run_cfg.trainer,
+        _partial_=True,
+    )(
+        accelerator=cfg.get("accelerator") or run_cfg.trainer.accelerator,
+        devices=1,  # one process, even for a model trained with DDP: the test set is the same
+        num_nodes=1,
+        strategy="auto",
+        logger=False,
+        callbacks=[],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    # The checkpoint's own datamodule state (e.g. its normalisation) is restored with it.
+    metrics = trainer.test(trained.module, datamodule=datamodule, ckpt_path=str(ckpt),
+                           weights_only=True, verbose=False)[0]  # fmt: skip
+    result = {
+        "checkpoint": str(ckpt),
+        "test_loss": float(metrics["test/loss"]),
+        "test_acc": float(metrics["test/acc"]),
+        "n_test": datamodule.sizes["n_test"],
+    }
+    print_table(
+        f"goodfit eval: {run_cfg.get('name')}",
+        [("checkpoint", ckpt), ("test images", result["n_test"]),
+         ("test loss", f"{result['test_loss']:.4f}"),
+         ("test accuracy", f"{result['test_acc']:.4f}")],
+    )  # fmt: skip
+    return result

@@ -1,0 +1,104 @@
+"""After a run: summary.json, the pictures, the loggers' extras, the console table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from goodfit.records.diagnosis import Thresholds, diagnose
+from goodfit.records.figures import write_run_pictures
+from goodfit.records.summary import per_class_table, print_summary, run_summary
+from goodfit.records.tensorboard import add_curves_layout, log_hparams, log_pictures, log_verdict
+from goodfit.runtime.atomic import write_json_atomic
+from goodfit.runtime.timing import peak_rss_mb
+
+# Values a study varies, shown in TensorBoard's HParams tab beside the group choices.
+HPARAM_KEYS = ("seed", "datamodule.batch_size", "datamodule.val_split",
+               "datamodule.val_split_mode", "trainer.max_epochs", "optimizer.lr",
+               "optimizer.momentum", "optimizer.weight_decay", "model.dropout")  # fmt: skip
+
+
+def hparams_for_loggers(cfg: DictConfig, choices: dict[str, Any]) -> dict[str, Any]:
+    """The group choices and the main numbers of the run."""
+    params: dict[str, Any] = {f"choice/{k}": v for k, v in choices.items() if "/" not in k}
+    for key in HPARAM_KEYS:
+        value = OmegaConf.select(cfg, key)
+        if value is not None:
+            params[key] = value
+    return params
+
+
+def peak_memory_mb(trainer: L.Trainer) -> float:
+    """Peak accelerator memory when training on one, else the process's peak RSS."""
+    device = trainer.strategy.root_device
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return peak_rss_mb()
+
+
+def record_run(
+    cfg: DictConfig, choices: dict[str, Any], *, trainer: L.Trainer, module: Any,
+    datamodule: Any, loggers: list[Any], history: list[dict[str, Any]],
+    test_metrics: dict[str, Any], best_path: str, fit_seconds: float,
+    thresholds: Thresholds, extra: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """Write the run's record (on the first process) and return its summary."""
+    sizes = dict(datamodule.sizes)
+    test_acc = float(test_metrics["test/acc"])
+    diagnosis = diagnose(history, sizes["n_val"], sizes["n_test"], test_acc, thresholds)
+    test_results = getattr(module, "test_results", None)
+    summary = run_summary(
+        cfg=cfg, choices=choices, net=module, sizes=sizes, history=history,
+        test_metrics=test_metrics, diagnosis=diagnosis.to_summary(),
+        per_class=per_class_table(datamodule.class_names, test_results), best_path=best_path,
+        timing={
+            "fit_seconds": round(fit_seconds, 3),
+            "startup_seconds": round(getattr(module, "startup_seconds", None) or 0.0, 3),
+            "peak_memory_mb": round(peak_memory_mb(trainer), 1),
+            "device": str(trainer.strategy.root_device),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+    )  # fmt: skip
+    summary.update(extra)
+    if not trainer.is_global_zero:
+        return summary
+    run_dir = Path(cfg.paths.output_dir)
+    if cfg.get("save_backbone"):
+        from goodfit.models.backbone import BACKBONE_FILE, save_backbone
+
+        save_backbone(module.net, OmegaConf.to_container(cfg.model, resolve=True),
+                      run_dir / BACKBONE_FILE)  # fmt: skip
+        summary["backbone"] = str(run_dir / BACKBONE_FILE)
+    pictures = {}
+    if test_results is not None:
+        pictures = write_run_pictures(
+            run_dir, history, test_results, datamodule.class_names,
+            f"{cfg.get('name')}: {summary['verdict']}", summary["n_val"],
+        )  # fmt: skip
+    summary["pictures"] = sorted(path.name for path in pictures.values())
+    write_json_atomic(run_dir / "summary.json", summary)
+    publish_to_loggers(cfg, choices, loggers, summary, pictures)
+    print_summary(summary)
+    return summary
+
+
+def publish_to_loggers(cfg: DictConfig, choices: dict[str, Any], loggers: list[Any],
+                       summary: dict[str, Any], pictures: dict[str, Path]) -> None:  # fmt: skip
+    """The pictures, the verdict and the hyper-parameters with the final figures."""
+    add_curves_layout(loggers)
+    log_pictures(loggers, pictures, step=len(summary["history"]))
+    log_verdict(loggers, summary)
+    log_hparams(
+        loggers,
+        hparams_for_loggers(cfg, choices),
+        {
+            "hp/best_val_acc": summary["best_val_acc"] or 0.0,
+            "hp/test_acc": summary["test_acc"],
+            "hp/test_loss": summary["test_loss"],
+        },  # fmt: skip
+    )

@@ -1,0 +1,144 @@
+"""The training task: check → build → fit → test the best checkpoint → record.
+
+`run(cfg)` trains and tests one model as its config says and writes the run's record into its
+folder: summary.json, pictures, checkpoints, logger files. It returns the summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig
+
+from goodfit.hydra_ext import hydra_config
+from goodfit.hydra_ext.checks import validate
+from goodfit.hydra_ext.relaunch import job_relaunch
+from goodfit.records.diagnosis import Thresholds
+from goodfit.runtime.atomic import write_json_atomic
+from goodfit.runtime.distributed import is_rank_zero, own_process_group
+from goodfit.runtime.errors import RunFolderInUseError
+from goodfit.tasks import assemble
+from goodfit.tasks.record import record_run
+
+log = logging.getLogger(__name__)
+
+RECORD_FILES = ("summary.json", "checkpoints")
+
+
+def check_run_dir_unused(run_dir: Path) -> None:
+    """A new run never continues an old one by accident."""
+    used = [name for name in RECORD_FILES if (run_dir / name).exists()]
+    if used:
+        raise RunFolderInUseError(
+            f"{run_dir} already holds a run ({', '.join(used)}); "
+            "choose another hydra.run.dir or leave it to the default"
+        )
+
+
+def run(
+    cfg: DictConfig,
+    choices: dict[str, Any] | None = None,
+    *,
+    resuming: bool = False,
+    prepared: assemble.Prepared | None = None,
+    extra_record: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train and test one model as `cfg` says; write the run's record; return its summary.
+
+    `choices` are the config-group choices when `cfg` was not composed by this Hydra run;
+    `resuming` continues the run in its folder from its last checkpoint; `prepared` gives data
+    and network already built (the fine-tuning study); `extra_record` joins summary.json.
+    """
+    validate(cfg)
+    thresholds = Thresholds.from_mapping(cfg.get("diagnosis"))
+    run_dir = Path(cfg.paths.output_dir)
+    if not resuming and is_rank_zero():  # DDP children share rank 0's folder
+        check_run_dir_unused(run_dir)
+    ckpt_path = None
+    if resuming:
+        from goodfit.runtime.checkpoint_io import resumable_checkpoint
+
+        ckpt_path = resumable_checkpoint(run_dir / "checkpoints")
+        log.info("Resuming %s from %s", run_dir, ckpt_path)
+    assemble.quiet_library_noise()
+    overrides = " ".join(hydra_config.task_overrides()) or "none"
+    log.info("Run folder %s (overrides: %s)", run_dir, overrides)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    choices = choices if choices is not None else hydra_config.choices()
+    prepared = prepared or assemble.prepare(cfg)
+    return _fit_and_record(cfg, choices, prepared, ckpt_path, thresholds, extra_record or {})
+
+
+def _fit_and_record(
+    cfg: DictConfig, choices: dict[str, Any], prepared: assemble.Prepared,
+    ckpt_path: Path | None, thresholds: Thresholds, extra_record: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from goodfit.callbacks import RunInterrupted
+    from goodfit.records.summary import failed_summary
+    from goodfit.runtime.errors import DivergedError
+
+    datamodule, net = prepared.datamodule, prepared.net
+    module = assemble.build_module(cfg, net)
+    callbacks = assemble.build_callbacks(cfg)
+    loggers = assemble.build_loggers(cfg)
+    fast = _fast_path(cfg)
+    if fast is not None:
+        monitor = (cfg.get("scheduler") or {}).get("monitor", "val/loss")
+        fast.install(module, datamodule, callbacks, int(cfg.datamodule.batch_size), monitor)
+    trainer = assemble.build_trainer(
+        cfg, callbacks, loggers, **(fast.trainer_kwargs() if fast else {})
+    )
+    with ExitStack() as stack:
+        stack.enter_context(job_relaunch())
+        stack.enter_context(own_process_group())
+        if fast is not None:
+            stack.enter_context(fast.active(module, datamodule))
+        started = time.perf_counter()
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        except DivergedError as err:
+            if trainer.is_global_zero:
+                write_json_atomic(Path(cfg.paths.output_dir) / "summary.json",
+                                  failed_summary(cfg, choices, module.history, err))  # fmt: skip
+            raise
+        except SIGTERMException as err:  # Lightning's own handler, before training started
+            raise RunInterrupted(signal.SIGTERM, "Interrupted by SIGTERM before training") from err
+        _stop_if_signalled(trainer)
+        fit_seconds = time.perf_counter() - started
+        history = list(getattr(module, "history", []))  # testing a checkpoint loads its history
+        best_path = (
+            trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        )
+        test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None)[0]
+    return record_run(
+        cfg, choices, trainer=trainer, module=module, datamodule=datamodule, loggers=loggers,
+        history=history, test_metrics=test_metrics, best_path=best_path,
+        fit_seconds=fit_seconds, thresholds=thresholds, extra=extra_record,
+    )  # fmt: skip
+
+
+def _fast_path(cfg: DictConfig) -> Any:
+    """The run's opt-in speed work (`perf=fast`), or None on the plain Lightning path."""
+    perf = cfg.get("perf") or {}
+    if not (perf.get("manual_optimization") or perf.get("fast_dispatch")):
+        return None
+    from goodfit.perf import FastPath, PerfSettings
+
+    return FastPath(PerfSettings.from_config(perf), cfg.trainer)
+
+
+def _stop_if_signalled(trainer: L.Trainer) -> None:
+    """A signal during the last epoch stops the run before testing, with its checkpoint."""
+    from goodfit.callbacks import StopOnSignal
+
+    for callback in trainer.callbacks:
+        if isinstance(callback, StopOnSignal):
+            callback.stop(trainer, "at the end of training")

@@ -1,0 +1,129 @@
+"""The default path is plain Lightning: a user's LightningModule and callbacks, given to train.py
+by config alone, behave exactly as in a plain lightning.Trainer, also after a perf=fast job in
+the same process. perf=fast announces itself and refuses what it would change the meaning of."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from goodfit.data.fashion_mnist import FashionMNISTDataModule
+from goodfit.models import MLP
+
+from .conftest import run_train, synthetic_overrides
+from .plugins import StepRecorder, UserModule
+
+EPOCHS = 2
+
+
+def user_config_dir(root: Path) -> Path:
+    """A config folder of the user's own, added to Hydra's search path: their module, and two
+    cases for a multirun (perf=fast with goodfit's Classifier; perf=default with the user's
+    module and step checkpoints)."""
+    (root / "module").mkdir(parents=True)
+    (root / "module" / "user.yaml").write_text(
+        "_target_: tests.plugins.UserModule\noptimizer: ${optimizer}\n"
+    )
+    (root / "case").mkdir()
+    (root / "case" / "fast.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /perf: fast\n"
+    )
+    (root / "case" / "plain.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /perf: default\n  - override /module: user\n"
+        "callbacks:\n  every5:\n    _target_: lightning.pytorch.callbacks.ModelCheckpoint\n"
+        "    dirpath: ${paths.output_dir}/every5\n    filename: '{step}'\n"
+        "    every_n_train_steps: 5\n    save_top_k: -1\n"
+    )
+    return root
+
+
+def recorder_overrides(out: Path) -> list[str]:
+    return ["+callbacks.recorder._target_=tests.plugins.StepRecorder",
+            f"+callbacks.recorder.out={out}"]  # fmt: skip
+
+
+def every5_overrides(folder: Path) -> list[str]:
+    return ["+callbacks.every5._target_=lightning.pytorch.callbacks.ModelCheckpoint",
+            f"+callbacks.every5.dirpath={folder}", "+callbacks.every5.filename='{step}'",
+            "+callbacks.every5.every_n_train_steps=5",
+            "+callbacks.every5.save_top_k=-1"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def plain_lightning(synthetic_dir, tmp_path_factory) -> tuple[dict, list[str]]:
+    """The same module, data and callbacks in a plain lightning.Trainer, in this process."""
+    folder = tmp_path_factory.mktemp("plain")
+    L.seed_everything(42, workers=True, verbose=False)
+    data = FashionMNISTDataModule(str(synthetic_dir), system_dir=None, download=False,
+                                  batch_size=32, eval_batch_size=100, val_split=0.06,
+                                  val_split_mode="tail", seed=42)  # fmt: skip
+    module = UserModule(MLP(), functools.partial(torch.optim.SGD, lr=0.01))
+    recorder = StepRecorder(str(folder / "recorder.json"))
+    every5 = ModelCheckpoint(dirpath=folder / "every5", filename="{step}",
+                             every_n_train_steps=5, save_top_k=-1)  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=EPOCHS,
+        accelerator="cpu",
+        callbacks=[recorder, every5],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=data)
+    return json.loads(recorder.out.read_text()), checkpoint_names(folder / "every5")
+
+
+def checkpoint_names(folder: Path) -> list[str]:
+    return sorted((p.name for p in folder.glob("*.ckpt")), key=lambda n: int(n[5:-5]))
+
+
+def test_user_module_and_callbacks_behave_as_in_plain_lightning(
+    synthetic_dir, tmp_path, plain_lightning
+):
+    expected_recorder, expected_checkpoints = plain_lightning
+    steps = expected_recorder["optimizer_steps"]
+    assert steps == EPOCHS * 18  # 564 training images in batches of 32
+    assert expected_recorder["batch_end_steps"] == list(range(1, steps + 1))
+    assert expected_checkpoints == [f"step={s}.ckpt" for s in range(5, steps + 1, 5)]
+
+    conf = user_config_dir(tmp_path / "conf")
+    run_dir = tmp_path / "run"
+    run_train(
+        "experiment=good", f"trainer.max_epochs={EPOCHS}", f"hydra.searchpath=[file://{conf}]",
+        "module=user", *recorder_overrides(tmp_path / "recorder.json"),
+        *every5_overrides(tmp_path / "every5"), f"hydra.run.dir={run_dir}",
+        *synthetic_overrides(synthetic_dir),
+    )  # fmt: skip
+    assert json.loads((tmp_path / "recorder.json").read_text()) == expected_recorder
+    assert checkpoint_names(tmp_path / "every5") == expected_checkpoints
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["module"] == "user" and 0 <= summary["test_acc"] <= 1
+
+
+def test_a_perf_fast_job_leaves_the_next_job_plain(synthetic_dir, tmp_path, plain_lightning):
+    """One process, two jobs: perf=fast (goodfit's steps, 8 per Lightning batch, the faster
+    dispatch), then perf=default with a user's callback and step checkpoints."""
+    expected_recorder, expected_checkpoints = plain_lightning
+    conf = user_config_dir(tmp_path / "conf")
+    sweep = tmp_path / "sweep"
+    result = run_train(
+        "-m", "+case=fast,plain", "experiment=good", f"trainer.max_epochs={EPOCHS}",
+        f"hydra.searchpath=[file://{conf}]",
+        *recorder_overrides(Path("${paths.output_dir}") / "recorder.json"),
+        f"hydra.sweep.dir={sweep}", *synthetic_overrides(synthetic_dir),
+    )  # fmt: skip
+    assert "perf: opt-in speed work" in result.stdout + result.stderr
+    fast_dir, plain_dir = sweep / "+case=fast", sweep / "+case=plain"
+    fast = json.loads((fast_dir / "recorder.json").read_text())
+    assert fast["optimizer_steps"] == expected_recorder["optimizer_steps"]
+    assert len(fast["batch_end_steps"]) == 3 * EPOCHS, "18 steps in Lightning batches of 8"
+    assert "perf: opt-in speed work" in (fast_dir / "train.log").read_text()
+    assert json.loads((plain_dir / "recorder.json").read_text()) == expected_recorder
+    assert checkpoint_names(plain_dir / "every5") == expected_checkpoints
+    assert "perf: opt-in" not in (plain_dir / "train.log").read_text()
