@@ -3,7 +3,6 @@ resort), checked against the standard files' checksums, held in memory."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from goodfit.data.idx_data import IDXDataModule
@@ -41,7 +40,6 @@ class FashionMNISTDataModule(IDXDataModule):
         system_dir: str | None = str(SYSTEM_DIR),
         download: bool = True,
         verify_checksums: bool = True,
-        classes: Sequence[int] | None = None,
         **common: Any,
     ) -> None:
         super().__init__(
@@ -49,5 +47,5 @@ class FashionMNISTDataModule(IDXDataModule):
             checksums=STANDARD_SHA256, standard_sizes=STANDARD_SIZES,
             torchvision_name="FashionMNIST", system_dir=system_dir, download=download,
             verify_checksums=verify_checksums, image_hw=(28, 28),
-            install_hint=FASHION_MNIST.install_hint, classes=classes, **common,
+            install_hint=FASHION_MNIST.install_hint, **common,
         )  # fmt: skip

@@ -52,17 +52,22 @@ def _visible_dirs(folder: Path) -> list[str]:
                   if e.is_dir() and not e.name.startswith("."))  # fmt: skip
 
 
-def _images_in(folder: Path, extensions: tuple[str, ...]) -> list[tuple[str, tuple[int, int]]]:
-    """Image files below `folder` (any depth), as paths relative to it, with (size, mtime_ns)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.startswith(".") or not name.lower().endswith(extensions):
+def _images_in(folder: Path, extensions: tuple[str, ...],
+               prefix: str = "") -> list[tuple[str, tuple[int, int]]]:  # fmt: skip
+    """Image files below `folder` (any depth), as paths relative to it (`prefix` + name), with
+    (size, mtime_ns). Hidden files and folders are left out."""
+    found, folders = [], []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            path = os.path.join(dirpath, name)
-            stat = os.stat(path)
-            found.append((os.path.relpath(path, folder), (stat.st_size, stat.st_mtime_ns)))
+            if entry.is_dir():
+                folders.append(entry.name)
+            elif entry.name.lower().endswith(extensions):
+                stat = entry.stat()
+                found.append((prefix + entry.name, (stat.st_size, stat.st_mtime_ns)))
+    for name in sorted(folders):
+        found += _images_in(folder / name, extensions, f"{prefix}{name}/")
     return found
 
 
@@ -104,9 +109,8 @@ def list_folder(root: str | Path, extensions: tuple[str, ...] = IMAGE_EXTENSIONS
             if not images:
                 raise DataError(f"{split_dir / name}: class '{name}' has no images "
                                 f"({', '.join(extensions)})")  # fmt: skip
-            prefix = os.path.relpath(split_dir / name, root)
-            entries += [(code, rel, label, os.path.join(prefix, rel), stat)
-                        for rel, stat in images]  # fmt: skip
+            prefix = f"{SPLITS[code]}/{name}/" if has_splits else f"{name}/"
+            entries += [(code, rel, label, prefix + rel, stat) for rel, stat in images]
     entries.sort(key=lambda e: (e[0], e[1], e[2]))  # split, path in its class folder, class
     for code, _, label, path, stat in entries:
         listing.paths.append(path)
