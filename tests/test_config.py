@@ -116,3 +116,22 @@ def test_unlimited_epochs_allowed(compose):
 def test_bad_augmentation_values_refused_before_any_work(compose, override, key):
     with pytest.raises(ConfigError, match=rf"{key}=.* must be "):
         validate(compose("augmentation=strong", override))
+
+
+@pytest.mark.parametrize("optimizer", group_options("optimizer"))
+@pytest.mark.parametrize("experiment", group_options("experiment"))
+def test_every_optimizer_composes_with_every_experiment(compose, experiment, optimizer):
+    """An experiment sets only what every optimizer takes (lr, weight_decay): each optimizer
+    builds with each experiment, and the module takes an optimizer step with it."""
+    from goodfit.tasks.assemble import build_module
+
+    cfg = compose(f"experiment={experiment}", f"optimizer={optimizer}")
+    validate(cfg)
+    net = build_network(cfg.model)
+    module = build_module(cfg, net)
+    opt = module.optimizer_factory([p for p in module.parameters() if p.requires_grad])
+    before = [p.detach().clone() for p in net.parameters()]
+    loss = module.net(torch.rand(4, 1, 28, 28)).logsumexp(1).mean()
+    loss.backward()
+    opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))

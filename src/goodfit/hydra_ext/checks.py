@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +35,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v is None or (_is_int(v) and v >= 1),
         "an integer >= 1 (images per class), or null for all",
     ),
-    "optimizer.lr": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "optimizer.lr": (lambda v: _is_number(v) and 0 < v < math.inf, "a finite number > 0"),
     "model.compile": (lambda v: isinstance(v, bool), "true or false"),
     "augmentation.max_shift": (lambda v: _is_number(v) and 0 <= v <= 1, "a fraction in [0, 1]"),
     "augmentation.max_rotation": (lambda v: _is_number(v) and 0 <= v <= 180, "degrees in [0, 180]"),
@@ -44,6 +45,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: _is_int(v) and v >= 1,
         "an integer >= 1 (batches)",
     ),
+    "resume": (lambda v: v is None or isinstance(v, str), "a run folder, auto, or null"),
     "model.dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "datamodule.classes": (
         lambda v: (

@@ -106,12 +106,16 @@ def data_fact(name: str) -> Any:
 
 
 def resume_or(resume: str | None, new_run_dir: str) -> str:
-    """The run folder: the one being resumed (`resume=<folder>`), else a new one."""
-    return resume if resume else new_run_dir
+    """The run folder: the one being resumed (`resume=<folder>`), else a new one (also for
+    `resume=auto`, which continues whatever run that folder holds)."""
+    return resume if resume and resume != "auto" else new_run_dir
 
 
-def unless_resuming(resume: str | None, value: str) -> str | None:
-    """`value`, or None when resuming (the resumed folder keeps its original `.hydra/`)."""
+def unless_resuming(resume: str | None, run_dir: str, value: str) -> str | None:
+    """`value`, or None when resuming (the resumed folder keeps its original `.hydra/`);
+    `resume=auto` resumes when `run_dir` already holds a run's config."""
+    if resume == "auto":
+        return None if (Path(run_dir) / ".hydra" / "config.yaml").is_file() else value
     return None if resume else value
 
 

@@ -94,9 +94,10 @@ def load_run(folder: Path, label: str) -> RunRecord:
     if missing:
         raise ReportError(f"{path}: missing {', '.join(missing)}")
     if "verdict" not in summary:
+        num_classes = summary.get("num_classes") or len(summary.get("per_class") or {}) or None
         diagnosis = diagnose(
             summary["history"], summary["n_val"], summary.get("n_test"), summary["test_acc"],
-            _run_thresholds(folder),
+            _run_thresholds(folder), num_classes,
         )  # fmt: skip
         summary = {**summary, **diagnosis.to_summary()}
     return RunRecord(folder, label, summary)

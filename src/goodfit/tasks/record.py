@@ -49,7 +49,9 @@ def record_run(
     """Write the run's record (on the first process) and return its summary."""
     sizes = dict(datamodule.sizes)
     test_acc = float(test_metrics["test/acc"])
-    diagnosis = diagnose(history, sizes["n_val"], sizes["n_test"], test_acc, thresholds)
+    num_classes = len(datamodule.class_names)
+    diagnosis = diagnose(history, sizes["n_val"], sizes["n_test"], test_acc, thresholds,
+                         num_classes)  # fmt: skip
     test_results = getattr(module, "test_results", None)
     summary = run_summary(
         cfg=cfg, choices=choices, net=module, sizes=sizes, history=history,
@@ -64,7 +66,7 @@ def record_run(
             "torch": torch.__version__,
         },
     )  # fmt: skip
-    summary.update(extra)
+    summary.update(extra, num_classes=num_classes)
     if not trainer.is_global_zero:
         return summary
     run_dir = Path(cfg.paths.output_dir)

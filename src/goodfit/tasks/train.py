@@ -22,7 +22,7 @@ from goodfit.hydra_ext.relaunch import job_relaunch
 from goodfit.records.diagnosis import Thresholds
 from goodfit.runtime.atomic import write_json_atomic
 from goodfit.runtime.distributed import is_rank_zero, own_process_group
-from goodfit.runtime.errors import RunFolderInUseError
+from goodfit.runtime.errors import CheckpointError, RunFolderInUseError, UserError
 from goodfit.tasks import assemble
 from goodfit.tasks.record import record_run
 
@@ -82,8 +82,6 @@ def _fit_and_record(
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from goodfit.callbacks import RunInterrupted
-    from goodfit.records.summary import failed_summary
-    from goodfit.runtime.errors import DivergedError
 
     datamodule, net = prepared.datamodule, prepared.net
     module = assemble.build_module(cfg, net)
@@ -104,13 +102,18 @@ def _fit_and_record(
         started = time.perf_counter()
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        except DivergedError as err:
-            if trainer.is_global_zero:
-                write_json_atomic(Path(cfg.paths.output_dir) / "summary.json",
-                                  failed_summary(cfg, choices, module.history, err))  # fmt: skip
-            raise
         except SIGTERMException as err:  # Lightning's own handler, before training started
             raise RunInterrupted(signal.SIGTERM, "Interrupted by SIGTERM before training") from err
+        except UserError as err:  # diverged, disk full, …: one line in train.log, a record
+            _record_failure(cfg, choices, module, trainer, err)
+            raise
+        except RuntimeError as err:
+            if ckpt_path is None or "state_dict" not in str(err):
+                raise
+            raise CheckpointError(
+                f"resume: {ckpt_path} does not fit the network its run's config describes "
+                f"({str(err).splitlines()[0][:300]})"
+            ) from None
         _stop_if_signalled(trainer)
         fit_seconds = time.perf_counter() - started
         history = list(getattr(module, "history", []))  # testing a checkpoint loads its history
@@ -123,6 +126,21 @@ def _fit_and_record(
         history=history, test_metrics=test_metrics, best_path=best_path,
         fit_seconds=fit_seconds, thresholds=thresholds, extra=extra_record,
     )  # fmt: skip
+
+
+def _record_failure(cfg: DictConfig, choices: dict[str, Any], module: Any, trainer: L.Trainer,
+                    error: BaseException) -> None:  # fmt: skip
+    """A failed run's summary.json: why, and the epochs it completed (best effort: when the disk
+    is full, writing it may fail too, which is logged). The entry point logs the error itself."""
+    from goodfit.records.summary import failed_summary
+
+    if not trainer.is_global_zero:
+        return
+    summary = failed_summary(cfg, choices, getattr(module, "history", []), error)
+    try:
+        write_json_atomic(Path(cfg.paths.output_dir) / "summary.json", summary)
+    except OSError as err:
+        log.error("The failed run's summary.json could not be written either: %s", err)
 
 
 def _fast_path(cfg: DictConfig) -> Any:
