@@ -167,3 +167,14 @@ def test_ddp_sigterm_to_one_process_stops_all_at_one_step(larger_synthetic_dir, 
     assert not (run_dir / "summary.json").exists()
     run_train(f"resume={run_dir}")
     assert figures(run_dir) == figures(expected)
+
+
+def test_resume_is_exact_on_the_fast_path_too(larger_synthetic_dir, tmp_path):
+    fast = [*seven(larger_synthetic_dir), "perf=fast"]
+    expected = tmp_path / "fast_uninterrupted"
+    run_train(*fast, f"hydra.run.dir={expected}")
+    run_dir = tmp_path / "fast_interrupted"
+    status, output = start_and_signal(fast, run_dir, signal.SIGTERM)
+    assert status == 143, output[-3000:]
+    run_train(f"resume={run_dir}")
+    assert figures(run_dir) == figures(expected)
