@@ -1,6 +1,7 @@
 """Lightning callbacks a run can list in conf/callbacks/ (all of them are listed there)."""
 
 from goodfit.callbacks.augmentation_preview import AugmentationPreview
+from goodfit.callbacks.checkpoint import ModelCheckpoint
 from goodfit.callbacks.divergence import StopOnDivergence
 from goodfit.callbacks.interruption import RunInterrupted, StopOnSignal
 from goodfit.callbacks.progress import ThrottledRichProgressBar
@@ -8,6 +9,7 @@ from goodfit.callbacks.random_state import RandomStateInCheckpoint
 
 __all__ = [
     "AugmentationPreview",
+    "ModelCheckpoint",
     "RandomStateInCheckpoint",
     "RunInterrupted",
     "StopOnDivergence",
