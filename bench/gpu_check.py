@@ -52,9 +52,11 @@ def say(message: str) -> None:
 
 @dataclass
 class Check:
+    """A check under way: what runs, its clock, its record, the folder of its runs."""
+
     plan: Plan
     clock: Clock
-    report: Any  # bench.gpu_report.Report
+    report: Report
     runs: Path
     data: list[str]  # overrides that point runs at the data
 
