@@ -46,6 +46,12 @@ test: install data ## Run the tests (integration tests use the real data when it
 bench: install data ## Time goodfit against a plain PyTorch loop (ARGS="--compile" etc.)
 	$(PY) -m bench $(ARGS)
 
+# python3 where there is no .venv: a GPU machine with torch but no package index.
+GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+.PHONY: gpu-check
+gpu-check: ## Prove and time the GPU path within 8 min (GPU_CHECK_DRY=1: on the CPU; docs/performance.md)
+	$(GPU_PYTHON) -m bench.gpu_check
+
 lint: install ## Check style with ruff
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
