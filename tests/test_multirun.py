@@ -107,8 +107,9 @@ def test_tensorboard_opens_on_the_learning_curves(synthetic_dir, tmp_path):
         runs = _get_json(f"{base}/runs")
         tags = _get_json(f"{base}/plugin/timeseries/tags")  # what the Time Series tab lists
         experiment = _post_json(f"{base}/plugin/hparams/experiment", {})
-        groups = _post_json(f"{base}/plugin/hparams/session_groups",
-                            {"startIndex": 0, "sliceSize": 100})  # fmt: skip
+        statuses = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
+        request = {"startIndex": 0, "sliceSize": 100, "allowedStatuses": statuses}
+        groups = _post_json(f"{base}/plugin/hparams/session_groups", request)
     finally:
         server.terminate()
         server.wait(timeout=30)

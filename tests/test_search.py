@@ -159,3 +159,29 @@ def test_search_space_from_hydra_sweep_syntax():
     assert fixed == ["seed=3", "model.dropout=0.1", "debug=fast"]  # the command line wins
     assert as_overrides({"optimizer": "sgd", "optimizer.lr": 1e-05, "name": "a b"}) == [
         "optimizer=sgd", "optimizer.lr=1e-05", "name=a\\ b"]  # fmt: skip
+
+
+def test_sweeps_extra_needs_no_old_sqlalchemy():
+    """`pip install -e .[sweeps]` asks for a current Optuna and pins no database library."""
+    from importlib.metadata import version
+
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.sweeper import Sweeper
+
+    sweeps = (ROOT / "pyproject.toml").read_text().split("sweeps = [", 1)[1].split("]", 1)[0]
+    assert '"optuna>=4,<6"' in sweeps
+    for pinned in ("sqlalchemy", "alembic", "hydra-optuna-sweeper"):
+        assert pinned not in sweeps.lower()
+    assert int(version("optuna").split(".")[0]) >= 4
+    assert int(version("sqlalchemy").split(".")[0]) >= 2  # what Optuna brings along
+    names = {cls.__name__ for cls in Plugins.instance().discover(Sweeper)}
+    assert "GoodfitOptunaSweeper" in names, "the plugin is installed with goodfit"
+
+
+def test_bad_pruning_monitor_refused(compose):
+    from goodfit.hydra_ext.checks import validate
+    from goodfit.runtime.errors import ConfigError
+
+    cfg = compose("hparams_search=optuna", "callbacks.optuna_pruning.monitor=''")
+    with pytest.raises(ConfigError, match="callbacks.optuna_pruning.monitor='' is not allowed"):
+        validate(cfg)
