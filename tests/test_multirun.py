@@ -92,7 +92,7 @@ def test_tensorboard_opens_on_the_learning_curves(synthetic_dir, tmp_path):
 
     sweep = tmp_path / "sweep"
     run_train(
-        "-m", "optimizer=sgd,adam", "seed=1,2", "trainer.max_epochs=2",
+        "-m", "optimizer=sgd,adam", "seed=1,2", "debug=fast", "trainer.max_epochs=2",
         "trainer.limit_train_batches=3", f"hydra.sweep.dir={sweep}",
         *synthetic_overrides(synthetic_dir),
     )  # fmt: skip

@@ -112,7 +112,7 @@ def test_pruned_trial_is_marked_pruned_and_the_search_goes_on(synthetic_dir, tmp
     assert "pruned: 2" in (sweep / "optimization_results.yaml").read_text()
 
 
-def test_a_median_pruner_reports_every_epoch(synthetic_dir, tmp_path):
+def test_a_median_pruner_reports_every_epoch_and_a_trial_resumes_alone(synthetic_dir, tmp_path):
     sweep = tmp_path / "median"
     run_train(*search_args(sweep, synthetic_dir, "hydra.sweeper.n_trials=1",
                            "trainer.max_epochs=2", "trainer.limit_train_batches=2",
@@ -121,6 +121,12 @@ def test_a_median_pruner_reports_every_epoch(synthetic_dir, tmp_path):
     assert trial.state.name == "COMPLETE" and sorted(trial.intermediate_values) == [1, 2]
     # the value told to the study is the best of the val/acc reported each epoch
     assert trial.value == pytest.approx(max(trial.intermediate_values.values()))
+
+    # a trial's folder can be resumed like any run; it trains on outside the search
+    [folder] = trial_folders(sweep)
+    run_train(f"resume={sweep / folder}", "trainer.max_epochs=3")
+    assert json.loads((sweep / folder / "summary.json").read_text())["epochs_run"] == 3
+    assert len(load_study(sweep).trials) == 1
 
 
 @pytest.mark.parametrize(
@@ -185,3 +191,18 @@ def test_bad_pruning_monitor_refused(compose):
     cfg = compose("hparams_search=optuna", "callbacks.optuna_pruning.monitor=''")
     with pytest.raises(ConfigError, match="callbacks.optuna_pruning.monitor='' is not allowed"):
         validate(cfg)
+
+
+def test_trials_left_running_count_until_failed_on_request(synthetic_dir, tmp_path):
+    from goodfit.hydra_ext.optuna_study import open_storage
+
+    sweep = tmp_path / "stale"
+    study = optuna.create_study(study_name="goodfit", storage=open_storage(None, sweep),
+                                direction="maximize")  # fmt: skip
+    study.ask()  # a worker killed outright leaves its trial running
+    run_train(*search_args(sweep, synthetic_dir, "hydra.sweeper.n_trials=1"))
+    assert not trial_folders(sweep), "the running trial counts: the study is full"
+    run_train(*search_args(sweep, synthetic_dir, "hydra.sweeper.n_trials=1",
+                           "hydra.sweeper.fail_stale_trials=true"))  # fmt: skip
+    assert [t.state.name for t in load_study(sweep).trials] == ["FAIL", "COMPLETE"]
+    assert [f.split("-", 1)[0] for f in trial_folders(sweep)] == ["trial1"]

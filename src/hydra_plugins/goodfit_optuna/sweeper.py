@@ -121,7 +121,13 @@ class _Search:
     def work(self) -> None:
         while (asked := self.ask()) is not None:
             trial, overrides = asked
-            [job] = self.sweeper.launcher.launch([overrides], initial_job_idx=trial.number)
+            try:
+                [job] = self.sweeper.launcher.launch([overrides], initial_job_idx=trial.number)
+            except BaseException:  # the launcher itself failed (Ctrl-C, a refused submission)
+                from optuna.trial import TrialState
+
+                self.study.tell(trial, state=TrialState.FAIL)
+                raise
             with self.sweeper._lock:
                 self.tell(trial, job)
 
