@@ -124,7 +124,7 @@ def test_a_median_pruner_reports_every_epoch_and_a_trial_resumes_alone(synthetic
 
     # a trial's folder can be resumed like any run; it trains on outside the search
     [folder] = trial_folders(sweep)
-    run_train(f"resume={sweep / folder}", "trainer.max_epochs=3")
+    run_train(f"resume='{sweep / folder}'", "trainer.max_epochs=3")  # quoted: = and , in it
     assert json.loads((sweep / folder / "summary.json").read_text())["epochs_run"] == 3
     assert len(load_study(sweep).trials) == 1
 
