@@ -13,12 +13,12 @@ ARGS   ?=
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## Create .venv and install goodfit, its dev tools and sweep plugins (once)
+install: $(STAMP) ## Create .venv and install goodfit, its dev tools, sweep plugins and loggers (once)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sweeps]'
+	$(PY) -m pip install --quiet -e '.[dev,sweeps,mlflow,wandb]'
 	@touch $@
 
 data: ## Install the real Fashion-MNIST (Debian's dataset-fashion-mnist) when it is missing

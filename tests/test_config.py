@@ -93,6 +93,7 @@ def test_callbacks_and_loggers_can_be_switched_off(compose):
         ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"),
         ("trainer.gradient_clip_algorithm=l2", "trainer.gradient_clip_algorithm"),
         ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"),
+        ("+logger.tensorboard.renamed.val=1", "logger.tensorboard.renamed"),
     ],
 )
 def test_bad_values_refused_with_key_value_and_allowed(compose, override, key):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -74,6 +74,20 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "transfer.top_lr_ratio": (lambda v: _is_number(v) and v > 0, "a number > 0"),
     "transfer.head.epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "transfer.head.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "logger.tensorboard.renamed": (
+        lambda v: (
+            v is None
+            or (
+                isinstance(v, Mapping) and all(isinstance(x, str) for x in [*v.keys(), *v.values()])
+            )
+        ),
+        "a mapping of tag prefix to its replacement, both text (e.g. {test/: verdict/test_}), "
+        "or {}",
+    ),  # fmt: skip
+    "callbacks.optuna_pruning.monitor": (
+        lambda v: isinstance(v, str) and v != "",
+        "the name of a metric the run logs every epoch (e.g. val/acc)",
+    ),
 }
 
 

@@ -37,6 +37,12 @@ def output_dir() -> str | None:
     return str(cfg.runtime.output_dir) if cfg is not None else None
 
 
+def sweep_dir() -> str | None:
+    """The sweep folder of a multirun; None in a single run."""
+    cfg = hydra_cfg()
+    return str(cfg.sweep.dir) if cfg is not None and in_multirun() else None
+
+
 def launch_dir() -> str | None:
     """The folder the command was started in."""
     cfg = hydra_cfg()

@@ -30,8 +30,9 @@ COLUMNS = ["job", "overrides", "status", "test_acc", "best_val_acc", "test_loss"
 ROWS_DIR = ".jobs"
 
 
-def job_row(job_return: JobReturn, run_dir: Path, job_num: int) -> dict[str, Any]:
-    """A job's row: its figures from summary.json, or its error when it failed."""
+def job_row(job_return: JobReturn, run_dir: Path, job_num: int, job: str = "") -> dict[str, Any]:
+    """A job's row: its figures from summary.json, or its error when it failed. A search trial
+    that its pruner stopped early is `pruned` (its figures are those of its epochs)."""
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     failed = job_return.status != JobStatus.COMPLETED or summary.get("status") == "failed"
@@ -44,9 +45,9 @@ def job_row(job_return: JobReturn, run_dir: Path, job_num: int) -> dict[str, Any
     return {
         "num": job_num,
         "ended": time.time(),
-        "job": run_dir.name,
+        "job": job or run_dir.name,
         "overrides": " ".join(job_return.overrides or []),
-        "status": "failed" if failed else "completed",
+        "status": "failed" if failed else summary.get("status", "completed"),
         "test_acc": summary.get("test_acc", ""),
         "best_val_acc": summary.get("best_val_acc", ""),
         "test_loss": summary.get("test_loss", ""),
@@ -110,9 +111,10 @@ class SweepSummary(Callback):
         hydra_cfg = config.get("hydra") if config is not None else None
         if hydra_cfg is None or str(hydra_cfg.mode) != "RunMode.MULTIRUN":
             return
-        sweep_dir = Path(str(hydra_cfg.sweep.dir))
-        run_dir = Path(str(hydra_cfg.runtime.output_dir))
-        row = job_row(job_return, run_dir, int(hydra_cfg.job.num))
+        sweep_dir = Path(str(hydra_cfg.sweep.dir)).resolve()
+        run_dir = Path(str(hydra_cfg.runtime.output_dir)).resolve()
+        job = run_dir.relative_to(sweep_dir).as_posix() if run_dir.is_relative_to(sweep_dir) else ""
+        row = job_row(job_return, run_dir, int(hydra_cfg.job.num), job)
         rows_dir = sweep_dir / ROWS_DIR
         rows_dir.mkdir(parents=True, exist_ok=True)
         # keyed by folder: a resumed search numbers its jobs from 0 again

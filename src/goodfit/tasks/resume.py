@@ -65,6 +65,10 @@ def load_resumed_run(cfg: DictConfig, run_dir: Path | None = None,
     for key in {_key(o) for o in changed} - {"resume"}:
         OmegaConf.update(run_cfg, key, OmegaConf.select(cfg, key), force_add=True)
     run_cfg.resume = str(run_dir)
+    if OmegaConf.select(run_cfg, "callbacks.optuna_pruning") is not None:
+        # The search has moved on (its study never hears of this run); it trains alone.
+        log.info("Resuming a search trial outside its search: callbacks.optuna_pruning is off")
+        run_cfg.callbacks.optuna_pruning = None
     hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
     choices: dict[str, Any] = {}
     if hydra_yaml.is_file():

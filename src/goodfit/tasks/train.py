@@ -20,6 +20,7 @@ from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.checks import validate
 from goodfit.hydra_ext.relaunch import job_relaunch
 from goodfit.records.diagnosis import Thresholds
+from goodfit.records.publish import closing
 from goodfit.runtime.atomic import write_json_atomic
 from goodfit.runtime.distributed import is_rank_zero, own_process_group
 from goodfit.runtime.errors import CheckpointError, RunFolderInUseError, UserError
@@ -72,11 +73,14 @@ def run(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     choices = choices if choices is not None else hydra_config.choices()
     prepared = prepared or assemble.prepare(cfg)
-    return _fit_and_record(cfg, choices, prepared, ckpt_path, thresholds, extra_record or {})
+    loggers = assemble.build_loggers(cfg)
+    with closing(loggers):  # a W&B run ends with this run, recorded or failed
+        return _fit_and_record(cfg, choices, prepared, loggers, ckpt_path, thresholds,
+                               extra_record or {})  # fmt: skip
 
 
 def _fit_and_record(
-    cfg: DictConfig, choices: dict[str, Any], prepared: assemble.Prepared,
+    cfg: DictConfig, choices: dict[str, Any], prepared: assemble.Prepared, loggers: list[Any],
     ckpt_path: Path | None, thresholds: Thresholds, extra_record: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
     from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -86,7 +90,6 @@ def _fit_and_record(
     datamodule, net = prepared.datamodule, prepared.net
     module = assemble.build_module(cfg, net)
     callbacks = assemble.build_callbacks(cfg)
-    loggers = assemble.build_loggers(cfg)
     fast = _fast_path(cfg)
     if fast is not None:
         monitor = (cfg.get("scheduler") or {}).get("monitor", "val/loss")
@@ -116,6 +119,7 @@ def _fit_and_record(
             ) from None
         _stop_if_signalled(trainer)
         fit_seconds = time.perf_counter() - started
+        extra_record = {**extra_record, **_callback_fields(trainer)}
         history = list(getattr(module, "history", []))  # testing a checkpoint loads its history
         best_path = (
             trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -151,6 +155,15 @@ def _fast_path(cfg: DictConfig) -> Any:
     from goodfit.perf import FastPath, PerfSettings
 
     return FastPath(PerfSettings.from_config(perf), cfg.trainer)
+
+
+def _callback_fields(trainer: L.Trainer) -> dict[str, Any]:
+    """What the run's callbacks add to summary.json (e.g. a search trial's number and whether
+    the pruner stopped it: `status: pruned`)."""
+    fields: dict[str, Any] = {}
+    for callback in trainer.callbacks:
+        fields.update(getattr(callback, "summary_fields", dict)())
+    return fields
 
 
 def _stop_if_signalled(trainer: L.Trainer) -> None:
