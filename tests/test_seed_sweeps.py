@@ -98,3 +98,29 @@ def test_make_study_without_seeds_is_the_one_run_study(tmp_path):
         f"train.py -m experiment=good,bad hydra.sweep.dir={tmp_path}",
         f"-m goodfit.report {tmp_path}",
     ]
+
+
+@pytest.mark.slow
+def test_report_on_a_seed_sweep_with_failed_jobs(synthetic_dir, tmp_path):
+    """Jobs that stop on a bad value leave a run folder without summary.json: the report lists
+    them as failed and computes the other group's figures."""
+    sweep = tmp_path / "sweep"
+    result = run_train(
+        "-m", "optimizer.lr=-1,0.01", "seed=1,2", "debug=fast", f"hydra.sweep.dir={sweep}",
+        *synthetic_overrides(synthetic_dir), check=False,
+    )  # fmt: skip
+    assert result.returncode != 0  # the sweep reports its failures
+    report = subprocess.run(
+        [sys.executable, "-m", "goodfit.report", str(sweep)], cwd=ROOT, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    bad, good = json.loads((sweep / "report.json").read_text())["groups"]
+    assert (bad["name"], bad["runs"], good["name"], good["runs"]) == (
+        "optimizer.lr=-1", 0, "optimizer.lr=0.01", 2)  # fmt: skip
+    assert [f["seed"] for f in bad["failed"]] == [1, 2]
+    assert all("no summary.json" in f["reason"] for f in bad["failed"])
+    text = (sweep / "report.md").read_text()
+    assert "- optimizer.lr=-1: no completed run, so no figures." in text
+    assert "-1 − 0.01: no completed runs to compare" in text
+    assert good["test_acc"]["ci95"] is not None

@@ -206,7 +206,7 @@ def accuracy_points(
     for k, (name, values, mean, ci) in enumerate(groups):
         color = f"C{k % 10}"
         # Spread the points sideways by rank so equal values stay visible; no randomness.
-        offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else [0.0]
+        offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else [0.0] * len(values)
         ax.plot(k - 0.1 + np.asarray(offsets), values, "o", color=color, alpha=0.7,
                 label=f"{name}: {len(values)} runs")  # fmt: skip
         if mean is None:
