@@ -218,3 +218,16 @@ def test_bands_are_one_std_from_three_runs_and_min_max_below():
     assert high[0] - mean[0] == pytest.approx(np.std(values, ddof=1))
     _, _, low, high = _band(runs[:2], "val_acc")
     assert [low[0], high[0]] == [min(values[0][:2]), max(values[0][:2])]
+
+
+def test_group_names_stay_distinct(tmp_path):
+    """A group whose settings are all shared keeps its full name; no overrides is named so."""
+    sweep = tmp_path / "sweep"
+    for seed in (1, 2):
+        write_run(sweep, ["experiment=good", f"seed={seed}"], test_acc=GOOD[seed])
+        write_run(sweep, ["experiment=good", f"seed={seed}", "trainer.max_epochs=5"],
+                  test_acc=BAD[seed])  # fmt: skip
+        write_run(tmp_path / "plain", [f"seed={seed}"], test_acc=GOOD[seed])
+    names = sorted(g["name"] for g in report(sweep)["groups"])
+    assert names == ["experiment=good", "trainer.max_epochs=5"]
+    assert [g["name"] for g in report(tmp_path / "plain")["groups"]] == ["(no overrides)"]

@@ -25,6 +25,7 @@ ALPHA = 1 - LEVEL  # a difference with p below this is "beyond seed noise"
 # Without .hydra/overrides.yaml, a run's settings are these summary.json fields (first found).
 FALLBACK_KEYS = ("experiment", "name")
 PAIRED, WELCH = "paired t", "Welch t"
+NO_OVERRIDES = "(no overrides)"  # the name of a group of runs of the default config
 
 
 def _key(override: str) -> str:
@@ -64,7 +65,8 @@ class Group:
 
 def group_runs(records: list[RunRecord]) -> list[Group]:
     """Groups in the order of their first job in the sweep (else of their first folder), named
-    by the settings that tell them apart (all of them when there is one group)."""
+    by the settings that tell them apart (all of its settings when there is one group, or when
+    a group's settings are all shared)."""
     order = sorted(records, key=lambda r: (r.job_num is None, r.job_num or 0, str(r.folder)))
     keyed: dict[tuple[str, ...], list[RunRecord]] = {}
     named: dict[tuple[str, ...], list[str]] = {}
@@ -76,7 +78,8 @@ def group_runs(records: list[RunRecord]) -> list[Group]:
     shared = set.intersection(*(set(k) for k in keyed)) if len(keyed) > 1 else set()
     groups = []
     for key, members in keyed.items():
-        name = ",".join(item for item in named[key] if item not in shared) or "all runs"
+        own = [item for item in named[key] if item not in shared] or named[key]
+        name = ",".join(own) or NO_OVERRIDES
         group = Group(name)
         for record in sorted(members, key=lambda r: (r.seed is None, r.seed or 0, r.label)):
             (group.failed if record.failed else group.runs).append(record)
