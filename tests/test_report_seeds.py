@@ -94,7 +94,7 @@ def test_groups_means_spreads_and_intervals_match_scipy(tmp_path):
     text = (sweep / "report.md").read_text()
     lo, hi = ci(GOOD)
     row = f"| experiment=good | 5 | 1, 2, 3, 4, 5 | {np.mean(GOOD):.4f} ± "
-    assert row in text and f"({lo:.4f}–{hi:.4f})" in text and "good fit 5/5" in text
+    assert row in text and f"({lo:.4f} to {hi:.4f})" in text and "good fit 5/5" in text
     for picture in ("comparison.png", "test_accuracies.png"):
         assert f"]({picture})" in text
         assert_png(sweep / picture, min_size=(400, 300))

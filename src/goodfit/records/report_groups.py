@@ -25,13 +25,14 @@ def is_seed_study(records: list[RunRecord], groups: list[Group]) -> bool:
 
 
 def figure_text(figures: dict[str, Any]) -> str:
-    """`mean ± std (low–high)`: the mean, the runs' standard deviation, the mean's interval."""
+    """`mean ± std (low to high)`: the mean, the runs' standard deviation, the mean's interval
+    ("to" rather than a dash, since a gap's bounds may be negative)."""
     if figures["mean"] is None:
         return "–"
     if figures["ci95"] is None:
         return f"{figures['mean']:.4f}"
     low, high = figures["ci95"]
-    return f"{figures['mean']:.4f} ± {figures['std']:.4f} ({low:.4f}–{high:.4f})"
+    return f"{figures['mean']:.4f} ± {figures['std']:.4f} ({low:.4f} to {high:.4f})"
 
 
 def _verdicts_text(group: dict[str, Any]) -> str:
