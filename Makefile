@@ -35,9 +35,14 @@ data: ## Install the real Fashion-MNIST (Debian's dataset-fashion-mnist) when it
 train: install data ## Train the report's good model (ARGS="trainer.max_epochs=5" to override)
 	$(PY) train.py experiment=good $(ARGS)
 
-study: install data ## Train the good and the bad model in one sweep, then report on both
-	@sweep=logs/multiruns/study_$$(date +%Y-%m-%d_%H-%M-%S)_$$$$; \
-	$(PY) train.py -m experiment=good,bad hydra.sweep.dir=$$sweep $(ARGS) && \
+study: install data ## Train the good and the bad model in one sweep (SEEDS=5: seeds 1 to 5 each), then report
+	@seeds=""; if [ -n "$(SEEDS)" ]; then \
+	  case "$(SEEDS)" in *[!0-9]*|0*) echo "make study: SEEDS must be a whole number from 1 (got '$(SEEDS)')" >&2; exit 2;; esac; \
+	  seeds="seed=$$(seq -s, 1 $(SEEDS))"; \
+	fi; \
+	sweep=$(or $(STUDY_DIR),logs/multiruns/study_$$(date +%Y-%m-%d_%H-%M-%S)_$$$$); \
+	echo "$(PY) train.py -m experiment=good,bad$${seeds:+ $$seeds} hydra.sweep.dir=$$sweep $(ARGS)"; \
+	$(PY) train.py -m experiment=good,bad$${seeds:+ $$seeds} hydra.sweep.dir=$$sweep $(ARGS) && \
 	$(PY) -m goodfit.report $$sweep
 
 test: install data ## Run the tests (integration tests use the real data when it is installed)
