@@ -83,4 +83,4 @@ def test_slurm_launcher_config_composes():
     result = run_train("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "--cfg", "hydra")
     launcher = result.stdout.split("  launcher:", 1)[1]
     assert "SlurmLauncher" in launcher and "partition: gpu" in launcher
-    assert "timeout_min: 240" in launcher and "max_num_timeout: 0" in launcher
+    assert "timeout_min: 240" in launcher and "max_num_timeout: 3" in launcher
