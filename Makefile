@@ -13,12 +13,12 @@ ARGS   ?=
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## Create .venv and install goodfit, its dev tools and sweep plugins (once)
+install: $(STAMP) ## Create .venv and install goodfit, its dev tools, sweep plugins and loggers (once)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,sweeps]'
+	$(PY) -m pip install --quiet -e '.[dev,sweeps,mlflow,wandb]'
 	@touch $@
 
 data: ## Install the real Fashion-MNIST (Debian's dataset-fashion-mnist) when it is missing
@@ -35,9 +35,14 @@ data: ## Install the real Fashion-MNIST (Debian's dataset-fashion-mnist) when it
 train: install data ## Train the report's good model (ARGS="trainer.max_epochs=5" to override)
 	$(PY) train.py experiment=good $(ARGS)
 
-study: install data ## Train the good and the bad model in one sweep, then report on both
-	@sweep=logs/multiruns/study_$$(date +%Y-%m-%d_%H-%M-%S)_$$$$; \
-	$(PY) train.py -m experiment=good,bad hydra.sweep.dir=$$sweep $(ARGS) && \
+study: install data ## Train the good and the bad model in one sweep (SEEDS=5: seeds 1 to 5 each), then report
+	@seeds=""; if [ -n "$(SEEDS)" ]; then \
+	  case "$(SEEDS)" in *[!0-9]*|0*) echo "make study: SEEDS must be a whole number from 1 (got '$(SEEDS)')" >&2; exit 2;; esac; \
+	  seeds="seed=$$(seq -s, 1 $(SEEDS))"; \
+	fi; \
+	sweep=$(or $(STUDY_DIR),logs/multiruns/study_$$(date +%Y-%m-%d_%H-%M-%S)_$$$$); \
+	echo "$(PY) train.py -m experiment=good,bad$${seeds:+ $$seeds} hydra.sweep.dir=$$sweep $(ARGS)"; \
+	$(PY) train.py -m experiment=good,bad$${seeds:+ $$seeds} hydra.sweep.dir=$$sweep $(ARGS) && \
 	$(PY) -m goodfit.report $$sweep
 
 test: install data ## Run the tests (integration tests use the real data when it is installed)
@@ -45,6 +50,12 @@ test: install data ## Run the tests (integration tests use the real data when it
 
 bench: install data ## Time goodfit against a plain PyTorch loop (ARGS="--compile" etc.)
 	$(PY) -m bench $(ARGS)
+
+# python3 where there is no .venv: a GPU machine with torch but no package index.
+GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+.PHONY: gpu-check
+gpu-check: ## Prove and time the GPU path within 8 min (GPU_CHECK_DRY=1: on the CPU; docs/performance.md)
+	$(GPU_PYTHON) -m bench.gpu_check
 
 lint: install ## Check style with ruff
 	$(VENV)/bin/ruff check .

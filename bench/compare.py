@@ -12,9 +12,12 @@ lists the options.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -26,15 +29,28 @@ from typing import Any
 from bench.loop import ROOT, machine, plain_loop
 
 
-def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+def run_command(
+    cmd: list[str], env: dict[str, str] | None = None, timeout: float | None = None
+) -> tuple[float, str]:
+    """Run `cmd` in the project folder; its wall time and output. It runs in a process group
+    of its own, so a time-out or an interruption ends it with every process it started."""
     started = time.perf_counter()
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except BaseException as err:  # a time-out, Ctrl-C: nothing it started may outlive it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        if isinstance(err, subprocess.TimeoutExpired):
+            raise TimeoutError(f"{' '.join(cmd)} ran past {timeout:.0f} s:\n"
+                               f"{stdout[-3000:]}{stderr[-3000:]}") from None  # fmt: skip
+        raise
     wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
-        )
-    return wall, result.stdout
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{stdout[-3000:]}{stderr[-3000:]}")
+    return wall, stdout
 
 
 def measure_loop(batch_size: int, epochs: int, device: str) -> dict[str, Any]:
@@ -42,14 +58,17 @@ def measure_loop(batch_size: int, epochs: int, device: str) -> dict[str, Any]:
         out = Path(tmp) / "loop.json"
         cmd = [sys.executable, "-m", "bench", "--loop-only", "--device", device]
         cmd += ["--batch-size", str(batch_size), "--epochs", str(epochs), "--out", str(out)]
-        wall, _ = _run(cmd)
+        wall, _ = run_command(cmd)
         result = json.loads(out.read_text())
     return {**result, "wall_seconds": wall}
 
 
-def measure_template(overrides: list[str], out_dir: Path) -> dict[str, Any]:
+def measure_template(
+    overrides: list[str], out_dir: Path, timeout: float | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     cmd = [sys.executable, "train.py", *overrides, f"hydra.run.dir={out_dir}"]
-    wall, _ = _run(cmd)
+    wall, _ = run_command(cmd, env, timeout)
     summary = json.loads((out_dir / "summary.json").read_text())
     return {
         "epoch_seconds": [h["seconds"] for h in summary["history"]],
@@ -63,15 +82,24 @@ def measure_template(overrides: list[str], out_dir: Path) -> dict[str, Any]:
     }
 
 
-def measure_paired(overrides: list[str], out_dir: Path, batch_size: int) -> dict[str, float]:
+def paired_run(
+    overrides: list[str], out_dir: Path, timeout: float | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], list[list[float]]]:  # fmt: skip
     """One goodfit run with a plain-loop epoch before each of its epochs, in its process
-    (`bench.paired`): the median ratio of the pairs and goodfit's extra CPU time per
-    optimizer step, warm-up pair left out."""
+    (`bench.paired`): goodfit's figures and the loop's [wall, CPU] seconds per epoch."""
     loop_file = out_dir.parent / f"{out_dir.name}_loop.json"
     paired = [f"+callbacks.paired_loop._target_={PAIRED_CALLBACK}",
               f"+callbacks.paired_loop.out={loop_file}"]  # fmt: skip
-    template = measure_template([*overrides, *paired], out_dir)
-    loop = json.loads(loop_file.read_text())
+    template = measure_template([*overrides, *paired], out_dir, timeout, env)
+    return template, json.loads(loop_file.read_text())
+
+
+def paired_ratios(
+    template: dict[str, Any], loop: list[list[float]], batch_size: int
+) -> dict[str, float]:
+    """The median ratio of the pairs and goodfit's extra CPU time per optimizer step, warm-up
+    pair left out."""
 
     def pairs(template_key: str, column: int) -> list[tuple[float, float]]:
         both = list(zip(template[template_key], (epoch[column] for epoch in loop), strict=True))
@@ -84,6 +112,11 @@ def measure_paired(overrides: list[str], out_dir: Path, batch_size: int) -> dict
         "paired CPU": round(statistics.median(t / p for t, p in cpu), 3),
         "extra CPU µs/step": round(statistics.median((t - p) / steps * 1e6 for t, p in cpu)),
     }
+
+
+def measure_paired(overrides: list[str], out_dir: Path, batch_size: int) -> dict[str, float]:
+    """`paired_run`'s ratios (see `paired_ratios`)."""
+    return paired_ratios(*paired_run(overrides, out_dir), batch_size)
 
 
 PAIRED_CALLBACK = "bench.paired.PairedLoopEpochs"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
@@ -34,7 +35,21 @@ def machine() -> dict[str, Any]:
     }
 
 
-def loop_epoch(net: Any, opt: Any, data: tuple, batch_size: int, generator: Any) -> None:
+def autocast(device: Any, precision: str) -> Any:
+    """What a hand-written loop does for Lightning's `precision`: nothing for 32-true, a
+    bfloat16 autocast around the forward pass and the loss for bf16-mixed."""
+    import torch
+
+    if str(precision) in ("32-true", "32"):
+        return contextlib.nullcontext()
+    if str(precision) == "bf16-mixed":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    raise ValueError(f"precision={precision}: the plain loop runs 32-true or bf16-mixed")
+
+
+def loop_epoch(
+    net: Any, opt: Any, data: tuple, batch_size: int, generator: Any, precision: str = "32-true"
+) -> None:
     """One epoch of the hand-written baseline: permute, slice, step; accumulate loss and
     accuracy on the device; validate; one host sync at the end, as goodfit."""
     import torch
@@ -49,15 +64,16 @@ def loop_epoch(net: Any, opt: Any, data: tuple, batch_size: int, generator: Any)
     correct = torch.zeros((), device=dev, dtype=torch.long)
     for i in range(0, len(xs), batch_size):
         xb, yb = xs[i : i + batch_size], ys[i : i + batch_size]
-        logits = net(xb)
-        loss = F.cross_entropy(logits, yb)
+        with autocast(dev, precision):
+            logits = net(xb)
+            loss = F.cross_entropy(logits, yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         loss_sum += loss.detach() * len(yb)
         correct += (logits.argmax(1) == yb).sum()
     net.eval()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(dev, precision):
         val_correct = sum((net(vx[i : i + 1000]).argmax(1) == vy[i : i + 1000]).sum()
                           for i in range(0, len(vy), 1000))  # fmt: skip
     float(loss_sum), float(correct), float(val_correct)

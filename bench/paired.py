@@ -15,7 +15,8 @@ from bench.loop import loop_epoch
 
 class PairedLoopEpochs(L.Callback):
     """For the benchmark only: before each goodfit epoch, one epoch of the plain loop in the
-    same process, on the same tensors, with a copy of the network as it was at the start.
+    same process, on the same tensors, with a copy of the network as it was at the start, in
+    the run's precision (bf16-mixed: under a bfloat16 autocast, as a hand-written loop would).
     Both sides of a pair run moments apart under the same load, so their ratio holds still on
     a shared host, where runs in separate processes drift apart. Writes the loop's epoch times
     (wall and CPU seconds) to `out` after each epoch. Costs goodfit nothing per step: it only
@@ -35,6 +36,6 @@ class PairedLoopEpochs(L.Callback):
             self._state = (net, opt, data, torch.Generator().manual_seed(0))
         net, opt, data, generator = self._state
         started, cpu_started = time.perf_counter(), time.process_time()
-        loop_epoch(net, opt, data, dm.batch_size, generator)
+        loop_epoch(net, opt, data, dm.batch_size, generator, str(trainer.precision))
         self.times.append([time.perf_counter() - started, time.process_time() - cpu_started])
         self.out.write_text(json.dumps(self.times))

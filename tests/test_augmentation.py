@@ -113,7 +113,7 @@ def test_augmented_run_writes_its_preview(synthetic_dir, tmp_path):
         assert preview.format == "PNG" and preview.width > 300 and preview.height > 200
     from .tensorboard_read import load_events
 
-    assert "augmentation/preview" in load_events(run_dir).Tags()["images"]
+    assert "views/augmentation_preview" in load_events(run_dir).Tags()["images"]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["test_acc"] >= 0.0
 

@@ -77,3 +77,14 @@ def test_stage_metrics_equal_torchmetrics_over_uneven_batches():
     assert float(values["acc"]) == pytest.approx(float(reference.compute()), abs=1e-6)
     assert float(values["loss"]) == pytest.approx(sum(losses) / sum(sizes), rel=1e-6)
     assert float(metrics.totals.sum()) == 0.0, "reset for the next epoch"
+
+
+def test_the_checkpoint_callback_keeps_lightnings_state_key(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint as LightningCheckpoint
+
+    from goodfit.callbacks import ModelCheckpoint
+
+    settings = {"dirpath": tmp_path, "monitor": "val/acc", "mode": "max", "save_last": True}
+    ours, theirs = ModelCheckpoint(**settings), LightningCheckpoint(**settings)
+    assert ours.state_key == theirs.state_key and ours.state_key is ours.state_key
+    assert isinstance(ours, LightningCheckpoint)

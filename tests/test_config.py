@@ -93,6 +93,7 @@ def test_callbacks_and_loggers_can_be_switched_off(compose):
         ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"),
         ("trainer.gradient_clip_algorithm=l2", "trainer.gradient_clip_algorithm"),
         ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"),
+        ("+logger.tensorboard.renamed.val=1", "logger.tensorboard.renamed"),
     ],
 )
 def test_bad_values_refused_with_key_value_and_allowed(compose, override, key):
@@ -116,3 +117,22 @@ def test_unlimited_epochs_allowed(compose):
 def test_bad_augmentation_values_refused_before_any_work(compose, override, key):
     with pytest.raises(ConfigError, match=rf"{key}=.* must be "):
         validate(compose("augmentation=strong", override))
+
+
+@pytest.mark.parametrize("optimizer", group_options("optimizer"))
+@pytest.mark.parametrize("experiment", group_options("experiment"))
+def test_every_optimizer_composes_with_every_experiment(compose, experiment, optimizer):
+    """An experiment sets only what every optimizer takes (lr, weight_decay): each optimizer
+    builds with each experiment, and the module takes an optimizer step with it."""
+    from goodfit.tasks.assemble import build_module
+
+    cfg = compose(f"experiment={experiment}", f"optimizer={optimizer}")
+    validate(cfg)
+    net = build_network(cfg.model)
+    module = build_module(cfg, net)
+    opt = module.optimizer_factory([p for p in module.parameters() if p.requires_grad])
+    before = [p.detach().clone() for p in net.parameters()]
+    loss = module.net(torch.rand(4, 1, 28, 28)).logsumexp(1).mean()
+    loss.backward()
+    opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))

@@ -164,3 +164,18 @@ def test_train_refuses_bad_threshold_before_training(synthetic_dir, tmp_path):
     assert result.returncode == 2
     assert "diagnosis.underfit_rate=-1" in result.stdout + result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_accuracy_near_chance_is_never_a_good_fit():
+    """A model that learned nothing can have flat, close curves: the verdict must not be good."""
+    flat = [2.30, 2.30, 2.30]
+    near_chance = history(flat, flat, [0.13, 0.12, 0.13])
+    d = diagnose(near_chance, n_val=5000, n_test=10_000, test_acc=0.13, num_classes=10)
+    assert d.labels[0] == UNDERFITTING and GOOD_FIT not in d.labels
+    assert "near chance" in d.reasons[0] and "not learning" in d.reasons[0]
+    without_classes = diagnose(near_chance, n_val=5000, n_test=10_000, test_acc=0.13)
+    assert without_classes.labels == [GOOD_FIT], "the check needs the number of classes"
+    learned = history(flat, flat, [0.85, 0.86, 0.86])
+    assert diagnose(learned, n_val=5000, test_acc=0.86, num_classes=10).labels == [GOOD_FIT]
+    two_classes = history(flat, flat, [0.52, 0.53, 0.53])
+    assert UNDERFITTING in diagnose(two_classes, n_val=5000, num_classes=2).labels

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from .conftest import ROOT, run_train, synthetic_overrides
@@ -74,10 +75,25 @@ def _get_json(url: str, timeout: float = 60.0):
             time.sleep(0.5)
 
 
-def test_tensorboard_server_lists_the_sweep_runs(synthetic_dir, tmp_path):
+def _post_json(url: str, body: dict) -> dict:
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_tensorboard_opens_on_the_learning_curves(synthetic_dir, tmp_path):
+    """A real TensorBoard server on a small seed sweep: its runs group by setting, its Time
+    Series tab starts with the train and val curves, its HParams tab holds every run's choices
+    and final figures."""
+    from .tensorboard_read import time_series_groups
+
     sweep = tmp_path / "sweep"
     run_train(
-        "-m", "optimizer=sgd,adam", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
+        "-m", "optimizer=sgd,adam", "seed=1,2", "debug=fast", "trainer.max_epochs=2",
+        "trainer.limit_train_batches=3", f"hydra.sweep.dir={sweep}",
         *synthetic_overrides(synthetic_dir),
     )  # fmt: skip
     port = _free_port()
@@ -86,12 +102,39 @@ def test_tensorboard_server_lists_the_sweep_runs(synthetic_dir, tmp_path):
          "--host", "127.0.0.1", "--port", str(port), "--load_fast", "false"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/data"
     try:
-        tags = _get_json(f"http://127.0.0.1:{port}/data/plugin/scalars/tags")
-        runs = _get_json(f"http://127.0.0.1:{port}/data/runs")
+        runs = _get_json(f"{base}/runs")
+        tags = _get_json(f"{base}/plugin/timeseries/tags")  # what the Time Series tab lists
+        experiment = _post_json(f"{base}/plugin/hparams/experiment", {})
+        statuses = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
+        request = {"startIndex": 0, "sliceSize": 100, "allowedStatuses": statuses}
+        groups = _post_json(f"{base}/plugin/hparams/session_groups", request)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    assert {"optimizer=sgd", "optimizer=adam"} <= set(runs)
-    for run in ("optimizer=sgd", "optimizer=adam"):
-        assert {"train/loss", "val/loss"} <= set(tags[run])
+    expected = {f"optimizer={o}/seed={s}" for o in ("sgd", "adam") for s in (1, 2)}
+    assert set(runs) == expected, "one run per job; a seed nested under its setting"
+    scalar_tags = {t for run_tags in tags["scalars"]["runTagInfo"].values() for t in run_tags}
+    image_tags = set(tags["images"]["tagDescriptions"]) | set(tags["images"]["tagRunSampledInfo"])
+    for run in expected:
+        assert {"train/loss", "train/acc", "val/loss", "val/acc", "train/lr"} <= set(
+            tags["scalars"]["runTagInfo"][run]
+        )
+    # the tab's first group is the training curves, then validation; what is drawn once at the
+    # end (the figures, the pictures) comes after them
+    order = time_series_groups(sorted(scalar_tags | image_tags))
+    assert order[:2] == ["train", "val"], order
+    assert set(order[2:]) == {"verdict", "views"}, order
+    # the HParams tab: each run's choices and final figures
+    metric_tags = {m["name"]["tag"] for m in experiment["metricInfos"]}
+    assert metric_tags == {"verdict/best_val_acc", "verdict/test_acc", "verdict/test_loss"}
+    assert {"choice/optimizer", "seed"} <= {h["name"] for h in experiment["hparamInfos"]}
+    sessions = {g["name"]: g for g in groups["sessionGroups"]}
+    assert set(sessions) == expected
+    for name, group in sessions.items():
+        summary = json.loads((sweep / name / "summary.json").read_text())
+        assert group["hparams"]["choice/optimizer"] == name.split("/")[0].split("=")[1]
+        assert group["hparams"]["seed"] == int(name.split("=")[-1])
+        values = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
+        assert values["verdict/test_acc"] == pytest.approx(summary["test_acc"], rel=1e-5)

@@ -23,7 +23,9 @@ def assert_refused_without_record(result, run_dir: Path, *expected: str) -> None
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is not allowed: must be a number > 0"),
+        ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is not allowed: must be a finite number > 0"),
+        ("optimizer.lr=inf", "optimizer.lr=inf is not allowed: must be a finite number > 0"),
+        ("datamodule.batch_size=1000", "batch_size=1000 is larger than the 564 training"),
         ("datamodule.batch_size=0", "datamodule.batch_size=0 is not allowed: must be an integer"),
         ("trainer.max_epochs=-3", "trainer.max_epochs=-3 is not allowed: must be an integer >= 1"),
     ],

@@ -63,8 +63,13 @@ def start_and_signal(args: list[str], run_dir: Path, signum: int) -> tuple[int, 
         assert time.monotonic() < deadline, "no checkpoint within 240 s"
         time.sleep(0.05)
     proc.send_signal(signum)
+    signalled = time.monotonic()
     output = proc.communicate(timeout=240)[0]
+    STOP_SECONDS.append(time.monotonic() - signalled)
     return proc.returncode, output
+
+
+STOP_SECONDS: list[float] = []  # from each signal to the process's exit
 
 
 def test_sigterm_then_resume_equals_uninterrupted(larger_synthetic_dir, uninterrupted, tmp_path):
@@ -129,3 +134,47 @@ def test_checkpoint_write_that_fails_leaves_the_old_one(tmp_path):
         io.save_checkpoint({"weights": torch.zeros(3), "bad": lambda: None}, path)
     assert torch.equal(torch.load(path)["weights"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"], "no temporary file left"
+
+
+def test_resume_auto_starts_then_continues_in_the_same_folder(
+    larger_synthetic_dir, uninterrupted, tmp_path
+):
+    """What a requeued SLURM job does: the same command, resume=auto, in the same folder."""
+    run_dir = tmp_path / "requeued"
+    command = [*seven(larger_synthetic_dir), "resume=auto"]
+    status, output = start_and_signal(command, run_dir, signal.SIGTERM)
+    assert status == 143, output[-3000:]
+    config = (run_dir / ".hydra" / "config.yaml").read_bytes()
+    result = run_train(*command, f"hydra.run.dir={run_dir}")
+    assert "continuing the run in" in result.stdout + result.stderr
+    assert figures(run_dir) == figures(uninterrupted)
+    assert (run_dir / ".hydra" / "config.yaml").read_bytes() == config, "its record kept"
+    again = run_train(*command, f"hydra.run.dir={run_dir}")
+    assert "has finished" in again.stdout + again.stderr
+
+
+def test_ddp_sigterm_to_one_process_stops_all_at_one_step(larger_synthetic_dir, tmp_path):
+    """`kill <pid>` reaches the first process only: all processes stop at the same step with
+    one checkpoint, exit non-zero within a minute, and resume gives the uninterrupted figures."""
+    ddp = ["trainer=ddp_sim", *seven(larger_synthetic_dir, 2)]
+    expected = tmp_path / "ddp_uninterrupted"
+    run_train(*ddp, f"hydra.run.dir={expected}")
+    run_dir = tmp_path / "ddp_interrupted"
+    status, output = start_and_signal(ddp, run_dir, signal.SIGTERM)
+    assert status == 143, output[-3000:]
+    assert STOP_SECONDS[-1] < 60 and "Interrupted by SIGTERM" in output
+    check_resumable(run_dir / "checkpoints" / "last.ckpt")
+    assert not (run_dir / "summary.json").exists()
+    run_train(f"resume={run_dir}")
+    assert figures(run_dir) == figures(expected)
+
+
+def test_resume_is_exact_on_the_fast_path_too(larger_synthetic_dir, tmp_path):
+    fast = [*seven(larger_synthetic_dir), "perf=fast"]
+    expected = tmp_path / "fast_uninterrupted"
+    run_train(*fast, f"hydra.run.dir={expected}")
+    run_dir = tmp_path / "fast_interrupted"
+    status, output = start_and_signal(fast, run_dir, signal.SIGTERM)
+    assert status == 143, output[-3000:]
+    run_train(f"resume={run_dir}")
+    assert figures(run_dir) == figures(expected)

@@ -64,7 +64,8 @@ def test_tensorboard_curves_per_epoch(good_run):
     summary = json.loads((run_dir / "summary.json").read_text())
     events = load_events(run_dir)
     tags = events.Tags()["scalars"]
-    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"):
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "verdict/test_loss",
+                "verdict/test_acc"):  # fmt: skip
         assert tag in tags
     for stage in ("train", "val"):
         for metric in ("loss", "acc"):
@@ -72,7 +73,9 @@ def test_tensorboard_curves_per_epoch(good_run):
             assert [step for step, _ in logged] == [1, 2, 3], "once per epoch, epoch on x-axis"
             expected = [h[f"{stage}_{metric}"] for h in summary["history"]]
             assert [v for _, v in logged] == pytest.approx(expected, rel=1e-5)
-    assert scalars(events, "test/acc")[-1][1] == pytest.approx(summary["test_acc"], rel=1e-5)
+    assert scalars(events, "verdict/test_acc")[-1][1] == pytest.approx(
+        summary["test_acc"], rel=1e-5
+    )
 
 
 def test_tensorboard_train_and_val_on_one_chart(good_run):
@@ -95,10 +98,21 @@ def test_tensorboard_hparams_hold_real_metrics(good_run):
     events = load_events(run_dir)
     params, metric_tags = hparams_session(events)
     assert params["choice/model"] == "mlp_good" and params["optimizer.lr"] == 0.01
-    assert {"hp/best_val_acc", "hp/test_acc"} <= set(metric_tags)
-    assert scalars(events, "hp/test_acc")[-1][1] == pytest.approx(summary["test_acc"], rel=1e-5)
+    # the final figures, drawn once after the learning curves: verdict/…
+    assert set(metric_tags) == {"verdict/best_val_acc", "verdict/test_acc", "verdict/test_loss"}
+    final = summary["epochs_run"]
+    for name in ("test_acc", "test_loss"):
+        assert scalars(events, f"verdict/{name}") == [(final, pytest.approx(summary[name], 1e-5))]
     best = max(h["val_acc"] for h in summary["history"])
-    assert scalars(events, "hp/best_val_acc")[-1][1] == pytest.approx(best, rel=1e-5)
+    assert scalars(events, "verdict/best_val_acc") == [(final, pytest.approx(best, rel=1e-5))]
+    assert not [t for t in events.Tags()["scalars"] if t.startswith(("hp/", "test/"))]
+
+
+def test_tensorboard_learning_rate_is_a_training_curve(good_run):
+    run_dir, _ = good_run
+    assert scalars(load_events(run_dir), "train/lr") == [
+        (n, pytest.approx(0.01)) for n in (1, 2, 3)
+    ]
 
 
 def test_console_summary(good_run):
@@ -192,7 +206,7 @@ def test_tensorboard_pictures_and_verdict(good_run):
     events = load_events(run_dir)
     images = events.Tags()["images"]
     for name in ("learning_curves", "confusion_matrix", "misclassified"):
-        tag = f"pictures/{name}"
+        tag = f"views/{name}"
         assert tag in images
         image = events.Images(tag)[-1]
         assert image.encoded_image_string[:4] == b"\x89PNG" and image.width >= 400

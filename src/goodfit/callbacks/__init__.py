@@ -1,13 +1,19 @@
 """Lightning callbacks a run can list in conf/callbacks/ (all of them are listed there)."""
 
 from goodfit.callbacks.augmentation_preview import AugmentationPreview
+from goodfit.callbacks.checkpoint import ModelCheckpoint
 from goodfit.callbacks.divergence import StopOnDivergence
 from goodfit.callbacks.interruption import RunInterrupted, StopOnSignal
+from goodfit.callbacks.learning_rate import EpochLearningRate
+from goodfit.callbacks.optuna_pruning import OptunaPruning
 from goodfit.callbacks.progress import ThrottledRichProgressBar
 from goodfit.callbacks.random_state import RandomStateInCheckpoint
 
 __all__ = [
     "AugmentationPreview",
+    "EpochLearningRate",
+    "ModelCheckpoint",
+    "OptunaPruning",
     "RandomStateInCheckpoint",
     "RunInterrupted",
     "StopOnDivergence",

@@ -36,7 +36,7 @@ class AugmentationPreview(L.Callback):
         figure.savefig(self.out_dir / PREVIEW_FILE, dpi=100)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("augmentation/preview", figure, global_step=0)
+                logger.experiment.add_figure("views/augmentation_preview", figure, global_step=0)
         import matplotlib.pyplot as plt
 
         plt.close(figure)

@@ -35,7 +35,15 @@ class StopOnSignal(L.Callback):
     the end of the current training batch, where a checkpoint (`last.ckpt`) is written, or
     the start of the next epoch when the signal came during validation (the epoch-end
     `last.ckpt` is then already written). A second Ctrl-C stops at once, without a checkpoint.
-    Lightning's own SIGTERM handling is replaced while training, because it exits with 0.
+
+    With several processes (DDP) a signal often reaches one of them only (`kill <pid>`). At each
+    of those points the processes agree, with one all-reduce of a single number, on whether any
+    of them got a signal, so all stop at the same step and write one checkpoint together
+    (a process stopping alone would leave the others waiting for it).
+
+    Lightning's own SIGTERM handling is replaced while training: it exits with 0, and under DDP
+    it broadcasts from inside the signal handler, which hangs when the other processes are not
+    at the same point.
     """
 
     def __init__(self, checkpoint_path: str | Path, resume_dir: str | Path | None = None) -> None:
@@ -72,8 +80,19 @@ class StopOnSignal(L.Callback):
     ) -> None:
         self._restore_handlers()
 
+    def agree(self, trainer: L.Trainer) -> int | None:
+        """The signal this process or, under DDP, any process received (None: none)."""
+        if trainer is not None and trainer.world_size > 1:
+            import torch
+            from torch.distributed import ReduceOp
+
+            flag = torch.tensor([self.signum or 0], device=trainer.strategy.root_device)
+            flag = trainer.strategy.reduce(flag, reduce_op=ReduceOp.MAX)
+            self.signum = int(flag.item()) or None
+        return self.signum
+
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
-        if self.signum is None:
+        if self.agree(trainer) is None:
             return
         # Lightning's own mid-epoch checkpoint point (as ModelCheckpoint(every_n_train_steps)).
         trainer.save_checkpoint(self.checkpoint_path)
@@ -87,12 +106,12 @@ class StopOnSignal(L.Callback):
         )
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.signum is not None:
-            self.stop(trainer, f"at the end of epoch {trainer.current_epoch}")
+        self.stop(trainer, f"at the end of epoch {trainer.current_epoch}")
 
     def stop(self, trainer: L.Trainer, where: str) -> None:
-        """Raise RunInterrupted if a signal came; a no-op otherwise."""
-        if self.signum is None:
+        """Raise RunInterrupted if a signal came (to any process); a no-op otherwise. Under
+        DDP every process must call it at the same point."""
+        if self.agree(trainer) is None:
             return
         name = signal.Signals(self.signum).name
         saved = self.checkpoint_path.is_file()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -102,7 +103,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v is None or (_is_int(v) and v >= 1),
         "an integer >= 1 (images per class), or null for all",
     ),
-    "optimizer.lr": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "optimizer.lr": (lambda v: _is_number(v) and 0 < v < math.inf, "a finite number > 0"),
     "model.compile": (lambda v: isinstance(v, bool), "true or false"),
     "augmentation.max_shift": (lambda v: _is_number(v) and 0 <= v <= 1, "a fraction in [0, 1]"),
     "augmentation.max_rotation": (lambda v: _is_number(v) and 0 <= v <= 180, "degrees in [0, 180]"),
@@ -112,6 +113,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: _is_int(v) and v >= 1,
         "an integer >= 1 (batches)",
     ),
+    "resume": (lambda v: v is None or isinstance(v, str), "a run folder, auto, or null"),
     "model.dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "datamodule.classes": (
         lambda v: (
@@ -141,6 +143,20 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "transfer.top_lr_ratio": (lambda v: _is_number(v) and v > 0, "a number > 0"),
     "transfer.head.epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "transfer.head.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "logger.tensorboard.renamed": (
+        lambda v: (
+            v is None
+            or (
+                isinstance(v, Mapping) and all(isinstance(x, str) for x in [*v.keys(), *v.values()])
+            )
+        ),
+        "a mapping of tag prefix to its replacement, both text (e.g. {test/: verdict/test_}), "
+        "or {}",
+    ),  # fmt: skip
+    "callbacks.optuna_pruning.monitor": (
+        lambda v: isinstance(v, str) and v != "",
+        "the name of a metric the run logs every epoch (e.g. val/acc)",
+    ),
 }
 
 

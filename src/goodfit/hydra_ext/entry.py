@@ -22,9 +22,9 @@ def report_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return task(*args, **kwargs)
         except UserError as err:
+            log.error("%s", err)  # one line, in the console and in the run's train.log
             if in_multirun():
                 raise
-            log.error("%s", err)
             raise SystemExit(EXIT_USER_ERROR) from None
 
     return wrapper

@@ -37,7 +37,25 @@ def output_dir() -> str | None:
     return str(cfg.runtime.output_dir) if cfg is not None else None
 
 
+def sweep_dir() -> str | None:
+    """The sweep folder of a multirun; None in a single run."""
+    cfg = hydra_cfg()
+    return str(cfg.sweep.dir) if cfg is not None and in_multirun() else None
+
+
 def launch_dir() -> str | None:
     """The folder the command was started in."""
     cfg = hydra_cfg()
     return str(cfg.runtime.cwd) if cfg is not None else None
+
+
+def parallel_jobs() -> int | None:
+    """`hydra.launcher.n_jobs` when this job runs under the joblib launcher, else None."""
+    cfg = hydra_cfg()
+    if cfg is None or not in_multirun():
+        return None
+    launcher = cfg.get("launcher") or {}
+    if not str(launcher.get("_target_", "")).endswith("JoblibLauncher"):
+        return None
+    n_jobs = launcher.get("n_jobs", -1)
+    return 1 if n_jobs is None else int(n_jobs)  # joblib reads None as one job

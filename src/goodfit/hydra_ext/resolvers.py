@@ -9,6 +9,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from goodfit.hydra_ext import hydra_config
+
 # Drawn once per process: two runs started in the same second get different folders.
 RUN_UID = secrets.token_hex(3)
 
@@ -40,15 +42,20 @@ def _short(override: str) -> str:
     return f"{key}={number:.4g}" if "." in value or "e" in value.lower() else override
 
 
+SEED_KEY = "seed"
+
+
 def job_dirname(
     sweep_dir: str, task_overrides: Sequence[str], job_num: int | str, search_params: Any = None
 ) -> str:
     """A multirun job's folder, named after the overrides its sweep varies (`optimizer=sgd`).
 
     Overrides shared by every job (a data folder, a number of epochs) stay out of the name.
-    A search (e.g. Optuna) varies the keys of `hydra.sweeper.params`; its trials are named
-    `trial<N>-…`, since a search may try the same values twice. When the varied keys are
-    unknown, every override is used. `/` is replaced so the name stays one folder.
+    A swept `seed` becomes a sub-folder (`experiment=good/seed=1`), so TensorBoard's run names
+    group one setting's seeds together. A search (goodfit's Optuna sweeper) varies the keys of
+    `hydra.sweeper.params` and runs trial N as job N; its trials are named `trial<N>-…`, since
+    a search may try the same values twice. When the varied keys are unknown, every override
+    is used. `/` in a value is replaced so each part stays one folder.
     """
     overrides = [str(o) for o in task_overrides]
     if search_params:
@@ -58,31 +65,34 @@ def job_dirname(
     swept = swept_keys(Path(sweep_dir))
     if swept is not None:
         overrides = [o for o in overrides if _key(o) in swept]
-    name = ",".join(overrides).replace("/", "_")
+    seeds = [o for o in overrides if _key(o) == SEED_KEY]
+    rest = [o for o in overrides if _key(o) != SEED_KEY]
+    name = ",".join(rest).replace("/", "_")
+    if seeds:
+        return f"{name}/{seeds[0]}" if name else seeds[0]
     return name or f"job{job_num}"
 
 
-def sqlite_url(path: str) -> str:
-    """An SQLite URL for `path`, creating its folder (Optuna opens it before Hydra makes it)."""
-    db = Path(path).expanduser().resolve()
-    db.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{db}"
+def run_name() -> str:
+    """The run's name in the loggers: its folder relative to the sweep folder in a multirun
+    (`experiment=good/seed=1`, `trial3-…`), else the run folder's name."""
+    output = hydra_config.output_dir()
+    if output is None:
+        return "run"
+    sweep = hydra_config.sweep_dir()
+    if sweep is not None and Path(output).is_relative_to(sweep):
+        return Path(output).relative_to(sweep).as_posix()
+    return Path(output).name
 
 
-def search_seed(seed: int, db_path: str) -> int:
-    """The sampler's seed: `seed` plus the trials the study already holds, so a resumed search
-    proposes new values instead of replaying its first trials (a fresh search uses `seed`)."""
-    import sqlite3
-
-    db = Path(db_path)
-    if not db.is_file():
-        return int(seed)
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-            (count,) = connection.execute("SELECT COUNT(*) FROM trials").fetchone()
-    except sqlite3.Error:  # a database without a trials table yet
-        count = 0
-    return int(seed) + int(count)
+def logger_root() -> str:
+    """Where loggers that keep one store for many runs (MLflow) put it: the sweep folder in a
+    multirun, else the run folder's parent (`logs/runs`)."""
+    sweep = hydra_config.sweep_dir()
+    if sweep is not None:
+        return str(Path(sweep).resolve())
+    output = hydra_config.output_dir()
+    return str(Path(output).resolve().parent) if output else str(Path.cwd())
 
 
 # Facts about the run's data (class names, image shape), published by the train task once the
@@ -106,12 +116,16 @@ def data_fact(name: str) -> Any:
 
 
 def resume_or(resume: str | None, new_run_dir: str) -> str:
-    """The run folder: the one being resumed (`resume=<folder>`), else a new one."""
-    return resume if resume else new_run_dir
+    """The run folder: the one being resumed (`resume=<folder>`), else a new one (also for
+    `resume=auto`, which continues whatever run that folder holds)."""
+    return resume if resume and resume != "auto" else new_run_dir
 
 
-def unless_resuming(resume: str | None, value: str) -> str | None:
-    """`value`, or None when resuming (the resumed folder keeps its original `.hydra/`)."""
+def unless_resuming(resume: str | None, run_dir: str, value: str) -> str | None:
+    """`value`, or None when resuming (the resumed folder keeps its original `.hydra/`);
+    `resume=auto` resumes when `run_dir` already holds a run's config."""
+    if resume == "auto":
+        return None if (Path(run_dir) / ".hydra" / "config.yaml").is_file() else value
     return None if resume else value
 
 
@@ -120,10 +134,10 @@ def register() -> None:
         OmegaConf.register_new_resolver("goodfit.uid", lambda: RUN_UID)
     if not OmegaConf.has_resolver("goodfit.job_dir"):
         OmegaConf.register_new_resolver("goodfit.job_dir", job_dirname)
-    if not OmegaConf.has_resolver("goodfit.search_seed"):
-        OmegaConf.register_new_resolver("goodfit.search_seed", search_seed, use_cache=True)
-    if not OmegaConf.has_resolver("goodfit.sqlite"):
-        OmegaConf.register_new_resolver("goodfit.sqlite", sqlite_url, use_cache=True)
+    if not OmegaConf.has_resolver("goodfit.run_name"):
+        OmegaConf.register_new_resolver("goodfit.run_name", run_name)
+    if not OmegaConf.has_resolver("goodfit.logger_root"):
+        OmegaConf.register_new_resolver("goodfit.logger_root", logger_root)
     if not OmegaConf.has_resolver("goodfit.resume_or"):
         OmegaConf.register_new_resolver("goodfit.resume_or", resume_or)
     if not OmegaConf.has_resolver("data"):

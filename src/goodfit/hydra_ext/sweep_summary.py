@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import io
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,16 @@ from omegaconf import DictConfig
 
 from goodfit.runtime.atomic import write_text_atomic
 
+log = logging.getLogger(__name__)
+
 COLUMNS = ["job", "overrides", "status", "test_acc", "best_val_acc", "test_loss", "epochs_run",
            "fit_seconds", "verdict", "run_dir", "error"]  # fmt: skip
 ROWS_DIR = ".jobs"
 
 
-def job_row(job_return: JobReturn, run_dir: Path, job_num: int) -> dict[str, Any]:
-    """A job's row: its figures from summary.json, or its error when it failed."""
+def job_row(job_return: JobReturn, run_dir: Path, job_num: int, job: str = "") -> dict[str, Any]:
+    """A job's row: its figures from summary.json, or its error when it failed. A search trial
+    that its pruner stopped early is `pruned` (its figures are those of its epochs)."""
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     failed = job_return.status != JobStatus.COMPLETED or summary.get("status") == "failed"
@@ -41,9 +45,9 @@ def job_row(job_return: JobReturn, run_dir: Path, job_num: int) -> dict[str, Any
     return {
         "num": job_num,
         "ended": time.time(),
-        "job": run_dir.name,
+        "job": job or run_dir.name,
         "overrides": " ".join(job_return.overrides or []),
-        "status": "failed" if failed else "completed",
+        "status": "failed" if failed else summary.get("status", "completed"),
         "test_acc": summary.get("test_acc", ""),
         "best_val_acc": summary.get("best_val_acc", ""),
         "test_loss": summary.get("test_loss", ""),
@@ -86,15 +90,31 @@ def write_tables(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 class SweepSummary(Callback):
-    """Hydra callback: `hydra.callbacks.sweep_summary` in conf/hydra/default.yaml."""
+    """Hydra callback: `hydra.callbacks.sweep_summary` in conf/hydra/default.yaml.
+
+    Hydra turns an exception in a callback into a warning and goes on, which would end a sweep
+    "successfully" without its table. A failure here is logged and stops the sweep with status
+    1 instead (a SystemExit, which Hydra does not catch)."""
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        hydra_cfg = job_return.hydra_cfg.hydra if job_return.hydra_cfg else None
+        try:
+            self._add_row(config, job_return)
+        except Exception as err:
+            log.error("The sweep summary could not be written (%s: %s); stopping the sweep",
+                      type(err).__name__, err)  # fmt: skip
+            raise SystemExit(1) from err
+
+    @staticmethod
+    def _add_row(config: DictConfig, job_return: JobReturn) -> None:
+        # The whole config (not job_return.hydra_cfg, a copy of `hydra` alone), so that the sweep
+        # folder's interpolations of `paths.*` resolve.
+        hydra_cfg = config.get("hydra") if config is not None else None
         if hydra_cfg is None or str(hydra_cfg.mode) != "RunMode.MULTIRUN":
             return
-        sweep_dir = Path(hydra_cfg.sweep.dir)
-        run_dir = Path(hydra_cfg.runtime.output_dir)
-        row = job_row(job_return, run_dir, int(hydra_cfg.job.num))
+        sweep_dir = Path(str(hydra_cfg.sweep.dir)).resolve()
+        run_dir = Path(str(hydra_cfg.runtime.output_dir)).resolve()
+        job = run_dir.relative_to(sweep_dir).as_posix() if run_dir.is_relative_to(sweep_dir) else ""
+        row = job_row(job_return, run_dir, int(hydra_cfg.job.num), job)
         rows_dir = sweep_dir / ROWS_DIR
         rows_dir.mkdir(parents=True, exist_ok=True)
         # keyed by folder: a resumed search numbers its jobs from 0 again

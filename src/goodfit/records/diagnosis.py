@@ -44,6 +44,7 @@ class Thresholds:
     falling_rate: float = 0.002
     underfit_rate: float = 0.03
     max_val_ci_width: float = 0.04
+    chance_margin: float = 0.1
 
     @classmethod
     def from_mapping(
@@ -104,6 +105,25 @@ def _relative_fall_per_epoch(values: Sequence[float], window: int) -> float:
     return (start - end) / window / max(abs(end), 1e-12)
 
 
+def _near_chance(val_accs: Sequence[float], test_acc: float | None, num_classes: int | None,
+                 margin: float) -> str | None:  # fmt: skip
+    """The reason a run counts as not learning: its best accuracy is within `margin` of the way
+    from chance (1 / classes) to perfect; None otherwise (or when the classes are unknown)."""
+    if not num_classes or num_classes < 2:
+        return None
+    accuracies = [*val_accs, *([test_acc] if test_acc is not None else [])]
+    if not accuracies:
+        return None
+    chance = 1.0 / num_classes
+    limit = chance + margin * (1.0 - chance)
+    best = max(accuracies)
+    if best >= limit:
+        return None
+    return (f"The best accuracy ({best:.4f}) stays near chance ({chance:.4f} for {num_classes} "
+            f"classes; below {limit:.4f}): the model is not learning. Check the learning rate, "
+            "the data and the batch size.")  # fmt: skip
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -114,9 +134,11 @@ def diagnose(
     n_test: int | None = None,
     test_acc: float | None = None,
     thresholds: Thresholds | None = None,
+    num_classes: int | None = None,
 ) -> Diagnosis:
     """Judge a run by its learning curves: `history` holds one entry per epoch with
-    `train_loss`, `val_loss` and `val_acc` (as in summary.json)."""
+    `train_loss`, `val_loss` and `val_acc` (as in summary.json). With `num_classes`, a run whose
+    accuracy stays near chance is underfitting whatever its curves look like."""
     t = thresholds or Thresholds()
     labels: list[str] = []
     reasons: list[str] = []
@@ -224,6 +246,11 @@ def diagnose(
         else:
             reasons.append(f"{ci_text}: narrow enough to compare epochs.")
 
+    near_chance = _near_chance(val_accs, test_acc, num_classes, t.chance_margin)
+    if near_chance:
+        if UNDERFITTING not in labels:
+            labels.insert(0, UNDERFITTING)
+        reasons.insert(0, near_chance)
     if not labels:
         labels.append(GOOD_FIT)
     return Diagnosis(

@@ -1,5 +1,5 @@
 """The run's pictures as PNG files: learning curves, confusion matrix, misclassified images, and
-the report's comparison of several runs.
+the report's comparison of several runs or of groups of runs (seeds).
 
 matplotlib is imported inside the functions (it costs start-up time) and drawn with the Agg
 canvas directly, without pyplot, so no global figure state and no display are involved.
@@ -21,6 +21,7 @@ LEARNING_CURVES = "learning_curves.png"
 CONFUSION_MATRIX = "confusion_matrix.png"
 MISCLASSIFIED = "misclassified.png"
 COMPARISON = "comparison.png"
+TEST_ACCURACIES = "test_accuracies.png"
 DPI = 100
 
 
@@ -140,6 +141,91 @@ def comparison(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], path: Pa
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[1].legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def _band(
+    histories: Sequence[Sequence[Mapping[str, Any]]], key: str
+) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Per epoch over the runs that reached it: the mean, and a band of ±1 sample standard
+    deviation with three runs or more, else min–max (a single run: no band)."""
+    import numpy as np
+
+    per_epoch: dict[int, list[float]] = {}
+    for history in histories:
+        for epoch, value in zip(*_series(history, key), strict=True):
+            per_epoch.setdefault(epoch, []).append(value)
+    epochs = sorted(per_epoch)
+    mean, low, high = [], [], []
+    for epoch in epochs:
+        values = np.asarray(per_epoch[epoch])
+        mean.append(float(values.mean()))
+        if len(values) >= 3:
+            std = float(values.std(ddof=1))
+            low.append(mean[-1] - std)
+            high.append(mean[-1] + std)
+        else:
+            low.append(float(values.min()))
+            high.append(float(values.max()))
+    return epochs, mean, low, high
+
+
+def group_comparison(
+    groups: Sequence[tuple[str, Sequence[Sequence[Mapping[str, Any]]]]], path: Path
+) -> Path:
+    """Each group's mean training (solid) and validation (dashed) curves over its runs, with a
+    band (±1 std over the runs; min–max with fewer than three), one colour per group."""
+    fig = _figure(12, 4.6)
+    axes = fig.subplots(1, 2)
+    for k, (name, histories) in enumerate(groups):
+        color = f"C{k % 10}"
+        for ax, metric in zip(axes, ("loss", "acc"), strict=True):
+            for stage, style in (("train", "-o"), ("val", "--s")):
+                epochs, mean, low, high = _band(histories, f"{stage}_{metric}")
+                curve = "training" if stage == "train" else "validation"
+                label = f"{name} ({curve}, {len(histories)} runs)"
+                ax.plot(epochs, mean, style, color=color, markersize=3, label=label)
+                ax.fill_between(epochs, low, high, color=color, alpha=0.15, linewidth=0)
+    for ax, name in zip(axes, ("loss", "accuracy"), strict=True):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.set_title(f"mean {name}: training (solid) and validation (dashed)")
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Bands: ±1 standard deviation over the runs (min–max with fewer than 3 runs)")
+    return _save(fig, path)
+
+
+def accuracy_points(
+    groups: Sequence[tuple[str, Sequence[float], float | None, Sequence[float] | None]],
+    path: Path,
+) -> Path:
+    """Each group's test accuracies as points (one per run), with the mean and its 95%
+    interval beside them; `groups` holds (name, accuracies, mean, interval or None)."""
+    import numpy as np
+
+    fig = _figure(max(5.0, 2.2 * len(groups) + 2), 4.6)
+    ax = fig.subplots()
+    for k, (name, values, mean, ci) in enumerate(groups):
+        color = f"C{k % 10}"
+        # Spread the points sideways by rank so equal values stay visible; no randomness.
+        offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else [0.0] * len(values)
+        ax.plot(k - 0.1 + np.asarray(offsets), values, "o", color=color, alpha=0.7,
+                label=f"{name}: {len(values)} runs")  # fmt: skip
+        if mean is None:
+            continue
+        if ci is not None:
+            ax.errorbar(k + 0.25, mean, yerr=[[mean - ci[0]], [ci[1] - mean]], fmt="D",
+                        color=color, capsize=6, markersize=7)  # fmt: skip
+        else:
+            ax.plot(k + 0.25, mean, "D", color=color, markersize=7)
+    ax.set_xticks(range(len(groups)), [g[0] for g in groups])
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Test accuracy of each run (points)\nmean and its 95% interval (diamond, bar)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 

@@ -1,12 +1,21 @@
-"""TensorBoard extras: train and validation on one chart, a real HParams entry, the run's
-pictures and its fit diagnosis."""
+"""TensorBoard: a logger whose tags keep the learning curves first, and the end of a run
+(train and validation on one chart, the HParams entry, the pictures, the verdict).
+
+TensorBoard's default tab (Time Series) lists every chart sorted by tag and groups them by the
+part before the first `/`. The learning curves are `train/…` and `val/…` (with `train/lr`);
+everything drawn once, at the end, sorts after them: `verdict/…` for the figures, `views/…` for
+the pictures.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from goodfit.records.run_record import RunRecord
 
 CURVES_LAYOUT = {
     "Learning curves": {
@@ -14,44 +23,58 @@ CURVES_LAYOUT = {
         "accuracy (train vs val)": ["Multiline", ["train/acc", "val/acc"]],
     }
 }
+FIGURES = "verdict/"  # the final figures (and the HParams metrics)
+PICTURES = "views/"  # the run folder's PNGs
+VERDICT_TEXT = "diagnosis/verdict"  # Text tab
 
 
-def tensorboard_loggers(loggers: list[Logger]) -> list[TensorBoardLogger]:
-    return [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]
+class TensorBoardLogger(LightningTensorBoardLogger):
+    """Lightning's TensorBoardLogger, with metric tags renamed by prefix (`renamed`, e.g.
+    `{"test/": "verdict/test_"}`: `test/acc` is written as `verdict/test_acc`)."""
+
+    def __init__(self, *args: Any, renamed: Mapping[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.renamed = dict(renamed or {})
+
+    def tag(self, name: str) -> str:
+        """The tag that metric `name` is written under."""
+        for prefix, replacement in self.renamed.items():
+            if name.startswith(prefix):
+                return replacement + name[len(prefix) :]
+        return name
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        super().log_metrics({self.tag(k): v for k, v in metrics.items()}, step)
 
 
-def add_curves_layout(loggers: list[Logger]) -> None:
-    """Custom-scalars layout: each metric's train and val curves on one chart."""
-    for logger in tensorboard_loggers(loggers):
-        logger.experiment.add_custom_scalars(CURVES_LAYOUT)
+def _tag(logger: Any, name: str) -> str:
+    return logger.tag(name) if isinstance(logger, TensorBoardLogger) else name
 
 
-def log_hparams(loggers: list[Logger], params: dict[str, Any], metrics: dict[str, float]) -> None:
-    """Write the HParams entry once the run's figures are known, then flush."""
-    for logger in tensorboard_loggers(loggers):
-        logger.log_hyperparams(params, metrics)
-        logger.experiment.flush()
-
-
-def log_pictures(loggers: list[Logger], pictures: dict[str, Path], step: int) -> None:
-    """Each PNG as a TensorBoard image (`pictures/<name>`), exactly as saved in the run folder."""
+def publish(logger: LightningTensorBoardLogger, record: RunRecord) -> None:
+    """Curves layout, pictures, verdict text, and the HParams entry whose metrics are the final
+    figures: best_val_acc written here, the test figures as the test stage logged them."""
     from matplotlib.image import imread
+    from torch.utils.tensorboard.summary import hparams
 
-    for logger in tensorboard_loggers(loggers):
-        for name, path in pictures.items():
-            logger.experiment.add_image(f"pictures/{name}", imread(path), step, dataformats="HWC")
-        logger.experiment.flush()
+    writer = logger.experiment
+    writer.add_custom_scalars(CURVES_LAYOUT)
+    for name, path in record.pictures.items():
+        writer.add_image(f"{PICTURES}{name}", imread(path), record.step, dataformats="HWC")
+    writer.add_text(VERDICT_TEXT, record.verdict_markdown, record.step)
+    best = f"{FIGURES}best_val_acc"
+    writer.add_scalar(best, record.figures["best_val_acc"], record.step)
+    metrics = {best: record.figures["best_val_acc"]}
+    for name in ("test_acc", "test_loss"):
+        metrics[_tag(logger, name.replace("_", "/", 1))] = record.figures[name]
+    # The HParams plugin reads each metric's last value from these tags; Lightning's own
+    # log_hyperparams would also write every metric again, as one more point at its step.
+    for summary in hparams(_sanitized(record.params), metrics):
+        writer.file_writer.add_summary(summary, record.step)  # open again by the writes above
+    writer.flush()
 
 
-def verdict_markdown(summary: dict[str, Any]) -> str:
-    """The verdict and its reasons as Markdown for TensorBoard's text tab."""
-    lines = [f"**Verdict: {summary['verdict']}**", ""]
-    lines += [f"- {reason}" for reason in summary["verdict_reasons"]]
-    return "\n".join(lines)
-
-
-def log_verdict(loggers: list[Logger], summary: dict[str, Any]) -> None:
-    """The fit diagnosis in the Text tab, under `diagnosis/verdict`."""
-    for logger in tensorboard_loggers(loggers):
-        logger.experiment.add_text("diagnosis/verdict", verdict_markdown(summary), 0)
-        logger.experiment.flush()
+def _sanitized(params: dict[str, Any]) -> dict[str, Any]:
+    """Values the HParams plugin accepts: numbers, strings and booleans; anything else as text."""
+    return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in params.items()}

@@ -3,6 +3,7 @@ the target, so a crash or a full disk never leaves a half-written file in its pl
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -10,6 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from goodfit.runtime.errors import StorageError
+
+# What a full disk, a quota or a file-size limit (`ulimit -f`) looks like to a write.
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 @contextmanager
@@ -25,8 +31,20 @@ def atomic_path(path: str | Path, mode: int = 0o644) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, mode)  # mkstemp makes it private; a run's record is for reading
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno in FULL:
+            raise storage_error(path, err) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def storage_error(path: Path, err: BaseException) -> StorageError:
+    return StorageError(
+        f"Could not write {path}: {err}. The disk is full, or a quota or file-size limit was "
+        "reached; free space or point paths.log_dir at another disk (the previous version of the "
+        "file, if any, is kept)"
+    )
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -17,7 +17,7 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from goodfit.runtime.atomic import atomic_path
+from goodfit.runtime.atomic import atomic_path, storage_error
 from goodfit.runtime.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,23 @@ class RunCheckpointIO(TorchCheckpointIO):
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
         with atomic_path(path) as tmp:
-            super().save_checkpoint(checkpoint, tmp, storage_options)
+            try:
+                super().save_checkpoint(checkpoint, tmp, storage_options)
+            except RuntimeError as err:
+                # torch's zip writer reports a failed write as a RuntimeError, not an OSError
+                if not _write_failed(err):
+                    raise
+                raise storage_error(Path(path), err) from None
 
     def load_checkpoint(
         self, path: _PATH, map_location: Any = None, weights_only: bool | None = None
     ) -> dict[str, Any]:
         return load_checkpoint(Path(path))
+
+
+def _write_failed(err: RuntimeError) -> bool:
+    text = str(err)
+    return "inline_container" in text or "write" in text.lower()
 
 
 def load_checkpoint(path: Path, name: str = "checkpoint") -> dict[str, Any]:

@@ -36,6 +36,11 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, damaged, refused as unsafe, or does not fit its config."""
 
 
+class StorageError(UserError, OSError):
+    """A file could not be written: the disk is full, a quota or a file-size limit was reached.
+    The previous version of the file is kept."""
+
+
 class BackboneError(UserError, RuntimeError):
     """A pretrained backbone is missing or does not fit the network."""
 

@@ -55,8 +55,19 @@ def build_datamodule(cfg: DictConfig) -> Any:
     datamodule.prepare_data()  # fail on missing or damaged data before building anything else
     datamodule.setup("fit")
     check_contract(datamodule)
+    _check_batch_size(datamodule)
     publish_data_facts(data_facts(datamodule))
     return datamodule
+
+
+def _check_batch_size(datamodule: Any) -> None:
+    """A batch larger than the training set would make each epoch one short step."""
+    batch_size, n_train = getattr(datamodule, "batch_size", None), datamodule.sizes["n_train"]
+    if isinstance(batch_size, int) and batch_size > n_train:
+        raise ConfigError(
+            f"datamodule.batch_size={batch_size} is larger than the {n_train} training images: "
+            f"each epoch would be a single step on fewer images; choose at most {n_train}"
+        )
 
 
 def prepare(cfg: DictConfig) -> Prepared:

@@ -22,16 +22,18 @@ from goodfit.runtime.checkpoint_io import CONFIG_KEY, load_checkpoint
 from goodfit.runtime.errors import CheckpointError
 
 TRUSTED_PACKAGES = ("goodfit", "torch", "torchvision", "lightning")
+TRUSTED_VALUES = ("datetime.timedelta",)  # plain values a config may build (a DDP timeout)
 
 
 def _base_classes() -> tuple[type, ...]:
     import lightning as L
     import torch
     from lightning.pytorch.loggers import Logger
+    from lightning.pytorch.strategies import Strategy
     from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
     return (torch.nn.Module, L.LightningDataModule, torch.optim.Optimizer, LRScheduler,
-            ReduceLROnPlateau, L.Trainer, L.Callback, Logger)  # fmt: skip
+            ReduceLROnPlateau, L.Trainer, L.Callback, Logger, Strategy)  # fmt: skip
 
 
 def targets(node: Any, where: str = "") -> Iterator[tuple[str, str]]:
@@ -50,6 +52,8 @@ def targets(node: Any, where: str = "") -> Iterator[tuple[str, str]]:
 
 def untrusted_target(target: str) -> str | None:
     """Why `target` may not be built from a file's config, or None when it may."""
+    if target in TRUSTED_VALUES:
+        return None
     module_name, _, name = target.rpartition(".")
     if module_name.split(".")[0] not in TRUSTED_PACKAGES:
         return f"{target} is not a class of {', '.join(TRUSTED_PACKAGES)}"

@@ -1,4 +1,4 @@
-"""After a run: summary.json, the pictures, the loggers' extras, the console table."""
+"""After a run: summary.json, the pictures, what goes to the loggers, the console table."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from goodfit.records.diagnosis import Thresholds, diagnose
 from goodfit.records.figures import write_run_pictures
+from goodfit.records.publish import publish, verdict_markdown
+from goodfit.records.run_record import RunRecord
 from goodfit.records.summary import per_class_table, print_summary, run_summary
-from goodfit.records.tensorboard import add_curves_layout, log_hparams, log_pictures, log_verdict
 from goodfit.runtime.atomic import write_json_atomic
 from goodfit.runtime.timing import peak_rss_mb
 
-# Values a study varies, shown in TensorBoard's HParams tab beside the group choices.
+# Values a study varies, sent to the loggers (TensorBoard's HParams tab, MLflow params, W&B
+# config) beside the group choices.
 HPARAM_KEYS = ("seed", "datamodule.batch_size", "datamodule.val_split",
                "datamodule.val_split_mode", "trainer.max_epochs", "optimizer.lr",
                "optimizer.momentum", "optimizer.weight_decay", "model.dropout")  # fmt: skip
@@ -58,7 +60,9 @@ def record_run(
     """Write the run's record (on the first process) and return its summary."""
     sizes = dict(datamodule.sizes)
     test_acc = float(test_metrics["test/acc"])
-    diagnosis = diagnose(history, sizes["n_val"], sizes["n_test"], test_acc, thresholds)
+    num_classes = len(datamodule.class_names)
+    diagnosis = diagnose(history, sizes["n_val"], sizes["n_test"], test_acc, thresholds,
+                         num_classes)  # fmt: skip
     test_results = getattr(module, "test_results", None)
     summary = run_summary(
         cfg=cfg, choices=choices, net=module, sizes=sizes, history=history,
@@ -74,7 +78,7 @@ def record_run(
         },
     )  # fmt: skip
     summary["data"] = data_record(datamodule)
-    summary.update(extra)
+    summary.update(extra, num_classes=num_classes)
     if not trainer.is_global_zero:
         return summary
     run_dir = Path(cfg.paths.output_dir)
@@ -99,16 +103,19 @@ def record_run(
 
 def publish_to_loggers(cfg: DictConfig, choices: dict[str, Any], loggers: list[Any],
                        summary: dict[str, Any], pictures: dict[str, Path]) -> None:  # fmt: skip
-    """The pictures, the verdict and the hyper-parameters with the final figures."""
-    add_curves_layout(loggers)
-    log_pictures(loggers, pictures, step=len(summary["history"]))
-    log_verdict(loggers, summary)
-    log_hparams(
-        loggers,
-        hparams_for_loggers(cfg, choices),
-        {
-            "hp/best_val_acc": summary["best_val_acc"] or 0.0,
-            "hp/test_acc": summary["test_acc"],
-            "hp/test_loss": summary["test_loss"],
-        },  # fmt: skip
-    )
+    """The hyper-parameters with the final figures, the pictures and the verdict, to every
+    configured logger (TensorBoard, MLflow, W&B) through its own API."""
+    record = RunRecord(
+        params=hparams_for_loggers(cfg, choices),
+        figures={
+            "best_val_acc": summary["best_val_acc"] or 0.0,
+            "test_acc": summary["test_acc"],
+            "test_loss": summary["test_loss"],
+        },
+        verdict=str(summary["verdict"]),
+        verdict_markdown=verdict_markdown(summary),
+        step=len(summary["history"]),
+        pictures=dict(pictures),
+        summary_path=Path(cfg.paths.output_dir) / "summary.json",
+    )  # fmt: skip
+    publish(loggers, record)

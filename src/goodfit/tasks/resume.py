@@ -27,33 +27,63 @@ class ResumedRun:
     run_dir: Path
 
 
-def _override_keys() -> list[str]:
-    return [o.split("=", 1)[0] for o in hydra_config.task_overrides()]
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
 
 
-def load_resumed_run(cfg: DictConfig) -> ResumedRun:
-    """The config of the run in `cfg.resume`, checked: a run folder, and only limits changed."""
-    run_dir = Path(cfg.resume).expanduser().resolve()
+def _saved_overrides(run_dir: Path) -> list[str]:
+    saved = run_dir / ".hydra" / "overrides.yaml"
+    return [str(o) for o in OmegaConf.load(saved)] if saved.is_file() else []
+
+
+def load_resumed_run(cfg: DictConfig, run_dir: Path | None = None,
+                     auto: bool = False) -> ResumedRun:  # fmt: skip
+    """The config of the run in `run_dir` (default: `cfg.resume`), checked: a run folder, its
+    saved config naming only known classes (unless `trust_checkpoint`), and no override changed
+    but the limits. `auto`: `resume=auto` found this run in its own folder (also in a multirun,
+    where a requeued job continues itself)."""
+    from goodfit.tasks.checkpoints import check_saved_config
+
+    run_dir = (run_dir or Path(cfg.resume)).expanduser().resolve()
     saved_config = run_dir / ".hydra" / "config.yaml"
-    if hydra_config.in_multirun():
+    if hydra_config.in_multirun() and not auto:
         raise ConfigError("resume=… continues one run; it cannot be combined with -m/--multirun")
     if not saved_config.is_file():
         raise ConfigError(f"resume={cfg.resume}: not a run folder (no .hydra/config.yaml there)")
-    allowed = ("resume", *RESUME_OVERRIDABLE, *RESUME_DISPLAY)
-    refused = [key for key in _override_keys() if key.lstrip("+~") not in allowed]
+    allowed = ("resume", "trust_checkpoint", *RESUME_OVERRIDABLE, *RESUME_DISPLAY)
+    changed = [o for o in hydra_config.task_overrides() if o not in _saved_overrides(run_dir)]
+    refused = [_key(o) for o in changed if _key(o) not in allowed]
     if refused:
         raise ConfigError(
-            f"resume={cfg.resume} continues that run with the config it was started with; "
-            f"only {', '.join(RESUME_OVERRIDABLE)} may be changed, not: {', '.join(refused)}"
+            f"resume={cfg.resume} continues the run in {run_dir} with the config it was started "
+            f"with; only {', '.join(RESUME_OVERRIDABLE)} may be changed, not: {', '.join(refused)}"
         )
     run_cfg = OmegaConf.load(saved_config)
     assert isinstance(run_cfg, DictConfig)
-    for key in set(_override_keys()) - {"resume"}:
+    check_saved_config(OmegaConf.to_container(run_cfg), f"resume={run_dir}",
+                       bool(cfg.get("trust_checkpoint")))  # fmt: skip
+    for key in {_key(o) for o in changed} - {"resume"}:
         OmegaConf.update(run_cfg, key, OmegaConf.select(cfg, key), force_add=True)
     run_cfg.resume = str(run_dir)
+    if OmegaConf.select(run_cfg, "callbacks.optuna_pruning") is not None:
+        # The search has moved on (its study never hears of this run); it trains alone.
+        log.info("Resuming a search trial outside its search: callbacks.optuna_pruning is off")
+        run_cfg.callbacks.optuna_pruning = None
     hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
     choices: dict[str, Any] = {}
     if hydra_yaml.is_file():
         saved = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.choices")
         choices = dict(saved) if saved is not None else {}
     return ResumedRun(run_cfg, choices, run_dir)
+
+
+def auto_resume_state(run_dir: Path) -> str:
+    """What `resume=auto` finds in `run_dir`: "completed" (a finished run), "resumable" (a run
+    with a checkpoint to continue from), or "new"."""
+    summary = run_dir / "summary.json"
+    if summary.is_file() and '"status": "completed"' in summary.read_text():
+        return "completed"
+    has_config = (run_dir / ".hydra" / "config.yaml").is_file()
+    if has_config and any((run_dir / "checkpoints").glob("*.ckpt")):
+        return "resumable"
+    return "new"

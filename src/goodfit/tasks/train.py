@@ -20,9 +20,10 @@ from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.checks import validate
 from goodfit.hydra_ext.relaunch import job_relaunch
 from goodfit.records.diagnosis import Thresholds
+from goodfit.records.publish import closing
 from goodfit.runtime.atomic import write_json_atomic
 from goodfit.runtime.distributed import is_rank_zero, own_process_group
-from goodfit.runtime.errors import RunFolderInUseError
+from goodfit.runtime.errors import CheckpointError, RunFolderInUseError, UserError
 from goodfit.tasks import assemble
 from goodfit.tasks.record import record_run
 
@@ -72,23 +73,23 @@ def run(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     choices = choices if choices is not None else hydra_config.choices()
     prepared = prepared or assemble.prepare(cfg)
-    return _fit_and_record(cfg, choices, prepared, ckpt_path, thresholds, extra_record or {})
+    loggers = assemble.build_loggers(cfg)
+    with closing(loggers):  # a W&B run ends with this run, recorded or failed
+        return _fit_and_record(cfg, choices, prepared, loggers, ckpt_path, thresholds,
+                               extra_record or {})  # fmt: skip
 
 
 def _fit_and_record(
-    cfg: DictConfig, choices: dict[str, Any], prepared: assemble.Prepared,
+    cfg: DictConfig, choices: dict[str, Any], prepared: assemble.Prepared, loggers: list[Any],
     ckpt_path: Path | None, thresholds: Thresholds, extra_record: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from goodfit.callbacks import RunInterrupted
-    from goodfit.records.summary import failed_summary
-    from goodfit.runtime.errors import DivergedError
 
     datamodule, net = prepared.datamodule, prepared.net
     module = assemble.build_module(cfg, net)
     callbacks = assemble.build_callbacks(cfg)
-    loggers = assemble.build_loggers(cfg)
     fast = _fast_path(cfg)
     if fast is not None:
         monitor = (cfg.get("scheduler") or {}).get("monitor", "val/loss")
@@ -104,15 +105,21 @@ def _fit_and_record(
         started = time.perf_counter()
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        except DivergedError as err:
-            if trainer.is_global_zero:
-                write_json_atomic(Path(cfg.paths.output_dir) / "summary.json",
-                                  failed_summary(cfg, choices, module.history, err))  # fmt: skip
-            raise
         except SIGTERMException as err:  # Lightning's own handler, before training started
             raise RunInterrupted(signal.SIGTERM, "Interrupted by SIGTERM before training") from err
+        except UserError as err:  # diverged, disk full, …: one line in train.log, a record
+            _record_failure(cfg, choices, module, trainer, err)
+            raise
+        except RuntimeError as err:
+            if ckpt_path is None or "state_dict" not in str(err):
+                raise
+            raise CheckpointError(
+                f"resume: {ckpt_path} does not fit the network its run's config describes "
+                f"({str(err).splitlines()[0][:300]})"
+            ) from None
         _stop_if_signalled(trainer)
         fit_seconds = time.perf_counter() - started
+        extra_record = {**extra_record, **_callback_fields(trainer)}
         history = list(getattr(module, "history", []))  # testing a checkpoint loads its history
         best_path = (
             trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -125,6 +132,21 @@ def _fit_and_record(
     )  # fmt: skip
 
 
+def _record_failure(cfg: DictConfig, choices: dict[str, Any], module: Any, trainer: L.Trainer,
+                    error: BaseException) -> None:  # fmt: skip
+    """A failed run's summary.json: why, and the epochs it completed (best effort: when the disk
+    is full, writing it may fail too, which is logged). The entry point logs the error itself."""
+    from goodfit.records.summary import failed_summary
+
+    if not trainer.is_global_zero:
+        return
+    summary = failed_summary(cfg, choices, getattr(module, "history", []), error)
+    try:
+        write_json_atomic(Path(cfg.paths.output_dir) / "summary.json", summary)
+    except OSError as err:
+        log.error("The failed run's summary.json could not be written either: %s", err)
+
+
 def _fast_path(cfg: DictConfig) -> Any:
     """The run's opt-in speed work (`perf=fast`), or None on the plain Lightning path."""
     perf = cfg.get("perf") or {}
@@ -133,6 +155,15 @@ def _fast_path(cfg: DictConfig) -> Any:
     from goodfit.perf import FastPath, PerfSettings
 
     return FastPath(PerfSettings.from_config(perf), cfg.trainer)
+
+
+def _callback_fields(trainer: L.Trainer) -> dict[str, Any]:
+    """What the run's callbacks add to summary.json (e.g. a search trial's number and whether
+    the pruner stopped it: `status: pruned`)."""
+    fields: dict[str, Any] = {}
+    for callback in trainer.callbacks:
+        fields.update(getattr(callback, "summary_fields", dict)())
+    return fields
 
 
 def _stop_if_signalled(trainer: L.Trainer) -> None:

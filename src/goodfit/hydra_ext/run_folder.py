@@ -1,0 +1,88 @@
+"""One run per folder, checked before Hydra writes anything into it.
+
+Hydra creates the run folder, opens `train.log` and writes `.hydra/` before the task starts, so
+a check inside the task comes too late: a refused run would already have overwritten the saved
+config of the run it refuses. `RunFolderGuard` is a Hydra callback whose `on_run_start` runs
+before all of that. It refuses a folder that holds a run (unless resuming it), refuses to resume
+a folder that holds none (creating nothing), and takes an exclusive lock on the folder for the
+life of the process, so two runs started at once into one folder cannot both run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from goodfit.runtime.distributed import is_rank_zero
+from goodfit.runtime.errors import EXIT_USER_ERROR, RunFolderInUseError
+
+LOCK_FILE = ".goodfit.lock"
+RECORD_MARKERS = (".hydra", "summary.json", "checkpoints", "train.log")
+_HELD: dict[Path, Any] = {}  # folder → open lock file, kept open until the process ends
+
+
+def holds_run(folder: Path) -> list[str]:
+    """What in `folder` shows that a run was there."""
+    return [name for name in RECORD_MARKERS if (folder / name).exists()]
+
+
+def lock_folder(folder: Path) -> None:
+    """Take the folder's exclusive lock for this process's life; refuse if another holds it."""
+    folder = folder.resolve()
+    if folder in _HELD:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_FILE, "a+")  # noqa: SIM115  (held open until exit)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunFolderInUseError(
+            f"{folder}: {holder} is running in this folder; wait for it to end, or choose "
+            "another hydra.run.dir"
+        ) from None
+    handle.truncate(0)
+    handle.write(f"process {os.getpid()}\n")
+    handle.flush()
+    _HELD[folder] = handle
+
+
+def claim(folder: Path, resume: str | None) -> None:
+    """Check `folder` for this run and lock it (see the module's docstring)."""
+    if resume and resume != "auto":
+        if not (folder / ".hydra" / "config.yaml").is_file():
+            raise RunFolderInUseError(
+                f"resume={resume}: not a run folder (no .hydra/config.yaml there); nothing was "
+                "created"
+            )
+    elif resume != "auto":
+        found = holds_run(folder)
+        if found:
+            raise RunFolderInUseError(
+                f"{folder} already holds a run ({', '.join(found)}); choose another "
+                "hydra.run.dir, leave it to the default, or continue it with resume="
+                f"{folder}"
+            )
+    lock_folder(folder)
+
+
+class RunFolderGuard(Callback):
+    """Hydra callback (conf/hydra/default.yaml): claims the run folder of a single run."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not is_rank_zero():  # DDP's other processes run in the folder rank 0 claimed
+            return
+        folder = Path(str(OmegaConf.select(config, "hydra.run.dir"))).expanduser()
+        try:
+            claim(folder, OmegaConf.select(config, "resume", default=None))
+        except RunFolderInUseError as err:
+            print(f"Error: {err}", file=sys.stderr)  # before Hydra's logging is set up
+            raise SystemExit(EXIT_USER_ERROR) from None

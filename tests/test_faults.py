@@ -1,0 +1,165 @@
+"""Faults that would lose or corrupt work, and files that would run code: each is refused or
+handled, and a test shows the outcome through the real commands."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from goodfit.tasks import predict
+
+from .conftest import ROOT, run_train, synthetic_overrides
+
+
+class CreatesAFile:
+    """A pickle that creates `path` when it is opened with weights_only=False."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+@pytest.fixture(scope="module")
+def finished(synthetic_dir, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "finished"
+    run_train("experiment=good", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}",
+              *synthetic_overrides(synthetic_dir))  # fmt: skip
+    return run_dir
+
+
+def crafted_checkpoint(path: Path, marker: Path, config: dict) -> Path:
+    torch.save({"state_dict": {}, "goodfit_config": config, "loops": {},
+                "optimizer_states": [], "payload": CreatesAFile(marker)}, path)  # fmt: skip
+    return path
+
+
+def run_eval(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "eval.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def test_a_crafted_checkpoint_runs_nothing(finished, tmp_path, capsys):
+    marker = tmp_path / "was-run"
+    config = json.loads(json.dumps(OmegaConf.to_container(
+        OmegaConf.load(finished / ".hydra" / "config.yaml"))))  # fmt: skip
+    evil = crafted_checkpoint(tmp_path / "evil.ckpt", marker, config)
+    image = tmp_path / "x.png"
+    shutil.copy(finished / "learning_curves.png", image)
+
+    assert predict.main([str(evil), str(image)]) == 2
+    assert "refused" in capsys.readouterr().err and not marker.exists()
+
+    result = run_eval(f"ckpt_path={evil}")
+    assert result.returncode == 2 and "refused" in result.stdout + result.stderr
+    assert not marker.exists()
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(finished, tampered)
+    (tampered / ".goodfit.lock").unlink()
+    crafted_checkpoint(tampered / "checkpoints" / "last.ckpt", marker, config)
+    result = run_train(f"resume={tampered}", check=False)
+    assert result.returncode == 2 and "refused" in result.stdout + result.stderr
+    assert not marker.exists(), "resume neither opened it nor fell back to another checkpoint"
+
+
+def test_a_saved_config_builds_only_known_classes(finished, tmp_path):
+    checkpoint = torch.load(finished / "checkpoints" / "best.ckpt", weights_only=True)
+    checkpoint["goodfit_config"]["model"]["_target_"] = "subprocess.call"
+    torch.save(checkpoint, tmp_path / "odd.ckpt")
+    result = run_eval(f"ckpt_path={tmp_path / 'odd.ckpt'}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-2000:]
+    assert "model: subprocess.call is not a class of goodfit" in output
+    assert "trust_checkpoint=true" in output
+
+
+def test_weights_that_do_not_fit_their_config_are_a_clear_error(finished, tmp_path):
+    checkpoint = torch.load(finished / "checkpoints" / "best.ckpt", weights_only=True)
+    checkpoint["goodfit_config"]["model"]["hidden"] = [64]
+    torch.save(checkpoint, tmp_path / "other.ckpt")
+    result = run_eval(f"ckpt_path={tmp_path / 'other.ckpt'}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "do not fit the network its config describes" in output
+    assert "Traceback" not in output
+
+
+def files_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def test_a_refused_run_leaves_the_finished_run_byte_identical(finished, synthetic_dir):
+    before = files_digest(finished)
+    result = run_train("experiment=bad", f"hydra.run.dir={finished}",
+                       *synthetic_overrides(synthetic_dir), check=False)  # fmt: skip
+    assert result.returncode == 2 and "already holds a run" in result.stderr
+    assert files_digest(finished) == before
+
+
+def test_resume_of_a_missing_folder_creates_nothing(tmp_path):
+    result = run_train(f"resume={tmp_path / 'none'}", check=False)
+    assert result.returncode == 2 and "not a run folder" in result.stderr
+    assert not (tmp_path / "none").exists()
+
+
+def test_two_runs_started_at_once_into_one_folder(synthetic_dir, tmp_path):
+    run_dir = tmp_path / "shared"
+    args = [sys.executable, str(ROOT / "train.py"), "experiment=good", "trainer.max_epochs=2",
+            f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir)]  # fmt: skip
+    first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (run_dir / ".goodfit.lock").exists():
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.02)
+    second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert first.wait(timeout=300) == 0
+    assert second.returncode == 2
+    assert "is running in this folder" in second.stderr or "already holds" in second.stderr
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt",
+                                                                           "last.ckpt"]  # fmt: skip
+    assert (run_dir / "train.log").read_text().count("Run folder") == 1, "one run's log"
+
+
+def test_a_sweep_without_a_sweep_folder_writes_its_summary(synthetic_dir, tmp_path):
+    run_train("-m", "optimizer=sgd,rmsprop", "debug=fast", f"paths.log_dir={tmp_path}",
+              *synthetic_overrides(synthetic_dir))  # fmt: skip
+    (table,) = tmp_path.glob("multiruns/*/summary.csv")
+    assert table.read_text().count("completed") == 2
+
+
+def test_a_full_disk_is_one_clear_line_and_a_failed_record(synthetic_dir, tmp_path):
+    """A file-size limit makes the first checkpoint's write fail, as a full disk would."""
+    run_dir = tmp_path / "full"
+    limit = 1_000_000  # bytes: the config, the log and summary.json fit; a checkpoint does not
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "experiment=good", "trainer.max_epochs=1",
+         f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, preexec_fn=limited,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert "Traceback" not in output
+    log_lines = [line for line in (run_dir / "train.log").read_text().splitlines()
+                 if "Could not write" in line]  # fmt: skip
+    assert len(log_lines) == 1 and ".ckpt" in log_lines[0]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "Could not write" in summary["reason"]
+    assert not [p for p in run_dir.rglob("*.tmp")], "no half-written file left"
