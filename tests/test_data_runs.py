@@ -109,6 +109,18 @@ def test_predict_names_the_folders_class(runs, data, capsys):
     assert predicted == ["cat", "dog", "owl"], out
 
 
+def test_eval_tests_a_folder_run_as_its_training_did(runs):
+    from omegaconf import OmegaConf
+
+    from goodfit.tasks import evaluate
+
+    run_dir, _ = runs["pool", "cnn"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    cfg = OmegaConf.create({"ckpt_path": str(run_dir), "data_dir": None, "accelerator": "cpu"})
+    result = evaluate.run(cfg)
+    assert (result["test_acc"], result["n_test"]) == (summary["test_acc"], summary["n_test"])
+
+
 # ------------------------------------------------------------------ refusals before training
 
 

@@ -234,3 +234,35 @@ def test_class_numbers_are_checked_against_the_datas_classes(tmp_path):
     assert picked.class_names == ("cat", "dog")
     assert set(picked.test.labels.tolist()) == {0, 1}
     assert np.isin(picked.train.labels.numpy(), [0, 1]).all()
+
+
+# ------------------------------------------------------------------- colour images downstream
+
+
+def test_augmentation_on_colour_non_square_batches():
+    from goodfit.data.augment import BatchAugment
+
+    images = torch.rand(6, 3, 10, 14)
+    flipped = BatchAugment(hflip=1.0)(images)
+    assert torch.allclose(flipped, images.flip(-1), atol=1e-5), "every channel mirrored"
+    erased = BatchAugment(erase=1.0, erase_value=-1.0)(images)
+    hit = erased == -1.0
+    assert hit.any() and torch.equal(hit[:, 0], hit[:, 1]) and torch.equal(hit[:, 0], hit[:, 2])
+
+
+def test_pictures_of_colour_images(tmp_path):
+    from goodfit.callbacks.augmentation_preview import preview_figure
+    from goodfit.lit.test_evaluation import FirstMisclassified
+    from goodfit.records.figures import confusion_matrix, misclassified_grid
+
+    images = torch.randn(4, 3, 12, 10)  # normalised: any range
+    path = misclassified_grid(images, torch.tensor([0, 1, 2, 0]), torch.tensor([1, 2, 0, 2]),
+                              ["cat", "dog", "owl"], tmp_path / "wrong.png")  # fmt: skip
+    assert path.stat().st_size > 0
+    preview_figure(torch.stack([images, images.flip(-1)], dim=1)).savefig(tmp_path / "p.png")
+    names = [f"class {k}" for k in range(47)]  # EMNIST balanced: a larger matrix, no numbers
+    assert confusion_matrix(torch.eye(47, dtype=torch.long), names, tmp_path / "cm.png").is_file()
+    keep = FirstMisclassified(4)
+    keep.update(images, torch.tensor([0, 1, 2, 0]), torch.tensor([0, 1, 2, 0]))
+    wrong, _, _ = keep.collect()
+    assert wrong.shape == (0, 3, 12, 10), "none wrong: an empty batch of the data's shape"
