@@ -43,7 +43,7 @@ def test_not_found_lists_every_place_and_how_to_install(tmp_path):
 
 
 def test_failed_download_is_reported_with_the_places(tmp_path, monkeypatch):
-    def offline(data_dir):
+    def offline(data_dir, spec=None):
         raise OSError("no network")
 
     monkeypatch.setattr("goodfit.data.locate._download", offline)

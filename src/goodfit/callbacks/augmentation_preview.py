@@ -8,6 +8,8 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from goodfit.data.images import display_image
+
 PREVIEW_FILE = "augmentation_preview.png"
 
 
@@ -51,7 +53,7 @@ def preview_figure(grid: torch.Tensor):  # -> matplotlib Figure (imported lazily
     for r in range(rows):
         for c in range(cols):
             axis = axes[r][c]
-            axis.imshow(grid[r, c, 0].numpy(), cmap="gray")
+            axis.imshow(display_image(grid[r, c]), cmap="gray")
             axis.set_xticks([])
             axis.set_yticks([])
             if r == 0:

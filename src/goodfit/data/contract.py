@@ -48,6 +48,8 @@ class InMemoryImageData(ImageClassificationData, Protocol):
     augmentation: Any  # an nn.Module applied to training batches, or None
 
 
+# Optional: `summary_facts`, a dict that summary.json's `data` entry takes in (e.g. the images an
+# image folder skipped).
 CONTRACT_ATTRIBUTES = ("class_names", "image_shape", "sizes")
 IN_MEMORY_ATTRIBUTES = ("train", "val", "test", "augmentation")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from goodfit.runtime.errors import DataError
+from goodfit.data.decode import decode_image
 
 Stat = float | Sequence[float] | None  # one value, or one per channel
 
@@ -30,16 +30,17 @@ def normalize_images(images: torch.Tensor, mean: Stat = None, std: Stat = None) 
 
 def read_image(path: Path, channels: int, size: tuple[int, int]) -> torch.Tensor:
     """An image file as uint8 (C, H, W): converted to `channels` (1 gray, 3 RGB) and resized to
-    `size` (height, width) when it differs. A file that is not an image raises DataError."""
-    from PIL import Image, UnidentifiedImageError
+    `size` (height, width) when it differs, as image folders are decoded for training. A file
+    that is not an image raises DataError."""
+    return torch.from_numpy(decode_image(path, channels, size))
 
-    try:
-        with Image.open(path) as image:
-            converted = image.convert("L" if channels == 1 else "RGB")
-            if converted.size != (size[1], size[0]):
-                converted = converted.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(converted, dtype=np.uint8).copy()
-    except (OSError, UnidentifiedImageError, ValueError) as err:
-        raise DataError(f"{path}: cannot read image ({err})") from None
-    tensor = torch.from_numpy(array)
-    return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()
+
+def display_image(image: torch.Tensor) -> np.ndarray:
+    """A normalised (C, H, W) image for matplotlib: (H, W) for one channel (shown with a gray
+    colour map, which scales it), (H, W, 3) rescaled to [0, 1] for colour."""
+    array = image.detach().float().cpu()
+    if array.shape[0] == 1:
+        return array[0].numpy()
+    low, high = float(array.min()), float(array.max())
+    array = (array - low) / (high - low) if high > low else torch.zeros_like(array)
+    return array.permute(1, 2, 0).numpy()

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from goodfit.runtime.errors import ConfigError
 
@@ -18,6 +18,74 @@ def _is_int(v: Any) -> bool:
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _image_size(v: Any) -> bool:
+    if v is None or (_is_int(v) and v >= 1):
+        return True
+    return _is_list(v) and len(v) == 2 and all(_is_int(n) and n >= 1 for n in v)
+
+
+def _is_list(v: Any) -> bool:
+    return isinstance(v, (list, tuple, ListConfig))
+
+
+FILE_KEYS = {"train_images", "train_labels", "test_images", "test_labels"}
+
+# The datamodules' own keys (conf/datamodule/*.yaml); a key a datamodule lacks is not checked.
+DATA_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "datamodule.hflip": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+    "datamodule.image_size": (
+        _image_size,
+        "an integer >= 1, [height, width], or null for the most common size",
+    ),
+    "datamodule.channels": (
+        lambda v: v is None or (_is_int(v) and v in (1, 3)),
+        "1 (gray), 3 (RGB), or null to decide from the images",
+    ),
+    "datamodule.test_split": (lambda v: _is_number(v) and 0 < v < 1, "a fraction in (0, 1)"),
+    "datamodule.split_seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "datamodule.num_workers": (
+        lambda v: v is None or (_is_int(v) and v >= 1),
+        "an integer >= 1, or null for every core available",
+    ),
+    "datamodule.skip_bad_images": (_is_bool, "true or false"),
+    "datamodule.cache": (_is_bool, "true or false"),
+    "datamodule.cache_dir": (
+        lambda v: v is None or (isinstance(v, str) and v != ""),
+        "a folder, or null for the data folder itself",
+    ),
+    "datamodule.extensions": (
+        lambda v: (
+            _is_list(v) and len(v) > 0 and all(isinstance(e, str) and e.startswith(".") for e in v)
+        ),
+        "a list of file name endings such as [.png, .jpg]",
+    ),
+    "datamodule.download": (_is_bool, "true or false"),
+    "datamodule.verify_checksums": (_is_bool, "true or false"),
+    "datamodule.transpose": (_is_bool, "true or false"),
+    "datamodule.label_offset": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "datamodule.class_names": (
+        lambda v: (
+            _is_list(v)
+            and len(v) >= 2
+            and len(set(map(str, v))) == len(v)
+            and all(isinstance(n, (str, int)) and not _is_bool(n) for n in v)
+        ),
+        "a list of at least two distinct names, in label order",
+    ),
+    "datamodule.files": (
+        lambda v: (
+            isinstance(v, (dict, DictConfig))
+            and set(v) == FILE_KEYS
+            and all(isinstance(n, str) and n for n in v.values())
+        ),
+        f"file names for exactly {sorted(FILE_KEYS)}",
+    ),
+}
 
 # key → (check, what is allowed). A key absent from the config is not checked.
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -50,9 +118,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "datamodule.classes": (
         lambda v: (
             v is None
-            or (len(v) > 0 and len(set(v)) == len(v) and all(_is_int(c) and 0 <= c <= 9 for c in v))
+            or (len(v) > 0 and len(set(v)) == len(v) and all(_is_int(c) and c >= 0 for c in v))
         ),
-        "distinct class numbers in 0..9, or null for all ten",
+        "distinct class numbers (>= 0, below the number of classes), or null for all",
     ),
     "save_backbone": (lambda v: isinstance(v, bool), "true or false"),
     "perf.manual_optimization": (lambda v: isinstance(v, bool), "true or false"),
@@ -69,6 +137,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "'norm' or 'value' (null: norm)",
     ),
     "trainer.accumulate_grad_batches": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    **DATA_RULES,
     "transfer.unfreeze_top_blocks": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "transfer.unfreeze_at_epoch": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "transfer.top_lr_ratio": (lambda v: _is_number(v) and v > 0, "a number > 0"),
@@ -98,6 +167,11 @@ def _cross_key_problems(cfg: DictConfig) -> list[str]:
     if _is_int(steps) and steps > 1 and manual is False:
         return [f"perf.steps_per_batch={steps} needs perf.manual_optimization=true (Lightning's "
                 "automatic optimization takes one step per batch); or use perf=fast"]  # fmt: skip
+    classes = OmegaConf.select(cfg, "datamodule.classes", default=None)
+    names = OmegaConf.select(cfg, "datamodule.class_names", default=None)
+    if classes and names and max(classes) >= len(names):
+        return [f"datamodule.classes={list(classes)} is not allowed: must be class numbers "
+                f"in 0..{len(names) - 1} (datamodule.class_names has {len(names)})"]  # fmt: skip
     return []
 
 

@@ -24,7 +24,7 @@ class TestResults:
 
     confusion_matrix: Tensor  # (C, C) int64: rows are true classes, columns predictions
     per_class: dict[str, list[float]]  # accuracy, precision, recall: one value per class
-    wrong_images: Tensor  # (K, 1, H, W) the first misclassified test images
+    wrong_images: Tensor  # (K, C, H, W) the first misclassified test images
     wrong_labels: Tensor  # (K,) their true classes
     wrong_preds: Tensor  # (K,) what the model predicted
 
@@ -43,12 +43,14 @@ class FirstMisclassified(nn.Module):
         self.labels: Tensor | None = None
         self.preds: Tensor | None = None
         self.valid: Tensor | None = None
+        self.image_shape: tuple[int, ...] = (0, 0, 0)  # (C, H, W) of the images seen
 
     def reset(self) -> None:
         self.images = self.labels = self.preds = self.valid = None
 
     def update(self, images: Tensor, labels: Tensor, preds: Tensor) -> None:
         wrong = preds != labels
+        self.image_shape = tuple(images.shape[1:])
         if self.valid is not None:  # older samples first, so the buffer keeps the first ones
             images = torch.cat([self.images, images])
             labels = torch.cat([self.labels, labels])
@@ -62,7 +64,8 @@ class FirstMisclassified(nn.Module):
     def collect(self) -> tuple[Tensor, Tensor, Tensor]:
         """The kept misclassified samples (one host sync)."""
         if self.valid is None:
-            return torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long), torch.empty(0)
+            empty = torch.empty(0, dtype=torch.long)
+            return torch.empty(0, *self.image_shape), empty, empty.clone()
         valid = self.valid.cpu()
         return self.images.cpu()[valid], self.labels.cpu()[valid], self.preds.cpu()[valid]
 

@@ -8,6 +8,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from goodfit.runtime.errors import user_errors_of
+
 
 def build_network(model_cfg: DictConfig | dict[str, Any]) -> nn.Module:
     """Instantiate the network; `compile: true` (not a network argument) compiles it in place,
@@ -16,7 +18,8 @@ def build_network(model_cfg: DictConfig | dict[str, Any]) -> nn.Module:
         model_cfg = OmegaConf.to_container(model_cfg, resolve=True)
     model_cfg = dict(model_cfg)
     compile_net = bool(model_cfg.pop("compile", False))
-    net = instantiate(model_cfg)
+    with user_errors_of("model"):
+        net = instantiate(model_cfg)
     if compile_net:
         net.compile()
     return net

@@ -1,4 +1,5 @@
-"""Convnets for 28×28 images: a small one, and a small residual network with batch norm."""
+"""Convnets for small images (28×28 gray, 32×32 colour, any size): a small one, and a small
+residual network with batch norm."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from torch import Tensor, nn
 class CNN(nn.Module):
     """Few layers and filters, ReLU: [Conv 3×3 → ReLU → Conv 3×3 → ReLU → MaxPool] per width,
     then a small dense head. `features` is the backbone and `classifier` the head, so transfer
-    learning can freeze or replace either."""
+    learning can freeze or replace either.
+
+    The head's input size follows the image's `height` and `width` (each stage halves them,
+    rounding down); `image_size` gives both at once (square images, older configs)."""
 
     def __init__(
         self,
@@ -19,25 +23,36 @@ class CNN(nn.Module):
         dropout: float = 0.3,
         in_channels: int = 1,
         num_classes: int = 10,
-        image_size: int = 28,
+        height: int | None = None,
+        width: int | None = None,
+        image_size: int | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"model.dropout={dropout}: must be in [0, 1)")
+        height = height or image_size or 28
+        width = width or image_size or height
+        shrink = 2 ** len(channels)
+        if height < shrink or width < shrink:
+            raise ValueError(
+                f"model.channels={list(channels)}: {len(channels)} stages halve the image "
+                f"{len(channels)} times, too often for {height}×{width} images (at least "
+                f"{shrink}×{shrink}); use fewer stages or larger images (datamodule.image_size)"
+            )
         stages: list[nn.Module] = []
-        width = in_channels
+        out_width = in_channels
         for out in channels:
             stages.append(nn.Sequential(
-                nn.Conv2d(width, out, 3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(out_width, out, 3, padding=1), nn.ReLU(inplace=True),
                 nn.Conv2d(out, out, 3, padding=1), nn.ReLU(inplace=True),
                 nn.MaxPool2d(2),
             ))  # fmt: skip
-            width = out
+            out_width = out
         # One child per stage, so "the top block" of transfer learning is the last stage.
         self.features = nn.Sequential(*stages, nn.Flatten())
-        side = image_size // 2 ** len(channels)
+        cells = (height // shrink) * (width // shrink)  # per filter, after the last stage
         self.classifier = nn.Sequential(
-            nn.Linear(width * side * side, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(out_width * cells, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )  # fmt: skip
 
@@ -69,8 +84,9 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """A small ResNet for 28×28 images: a 3×3 stem, `blocks` BasicBlocks per stage (the first of
-    each stage after the first halves the size), global average pooling, a linear head."""
+    """A small ResNet for small images of any size: a 3×3 stem, `blocks` BasicBlocks per stage
+    (the first of each stage after the first halves the size), global average pooling, a linear
+    head."""
 
     def __init__(
         self,

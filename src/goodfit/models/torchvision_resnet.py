@@ -1,4 +1,4 @@
-"""torchvision's ResNets (resnet18, …) for grayscale images, with weights from a local file."""
+"""torchvision's ResNets (resnet18, …) for gray or colour images, weights from a local file."""
 
 from __future__ import annotations
 

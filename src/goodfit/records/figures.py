@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from goodfit.data.images import display_image
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from torch import Tensor
@@ -75,10 +77,12 @@ def learning_curves(
 def confusion_matrix(
     matrix: Tensor, class_names: Sequence[str], path: Path, title: str = ""
 ) -> Path:
-    """Counts of true (rows) against predicted (columns) classes, with the class names."""
+    """Counts of true (rows) against predicted (columns) classes, with the class names (and the
+    counts in the cells, up to 30 classes)."""
     counts = matrix.cpu().numpy() if hasattr(matrix, "cpu") else matrix
     n = len(class_names)
-    fig = _figure(8, 7)
+    scale = max(1.0, n / 12)  # room for every class name
+    fig = _figure(8 * scale, 7 * scale)
     ax = fig.subplots()
     image = ax.imshow(counts, cmap="Blues")
     fig.colorbar(image, ax=ax, shrink=0.8, label="test images")
@@ -88,7 +92,7 @@ def confusion_matrix(
     ax.set_ylabel("true class")
     ax.set_title(title or "Confusion matrix (test set)")
     threshold = counts.max() / 2 if counts.size else 0
-    for i in range(n):
+    for i in range(n if n <= 30 else 0):
         for j in range(n):
             color = "white" if counts[i, j] > threshold else "black"
             ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8, color=color)
@@ -108,7 +112,7 @@ def misclassified_grid(
     for k, ax in enumerate(axes):
         ax.set_axis_off()
         if k < count:
-            ax.imshow(images[k].squeeze(0).cpu().numpy(), cmap="gray")
+            ax.imshow(display_image(images[k]), cmap="gray")
             true, pred = class_names[int(labels[k])], class_names[int(preds[k])]
             ax.set_title(f"{true}\n→ {pred}", fontsize=9)
     if count == 0:

@@ -3,6 +3,9 @@ traceback (see `goodfit.hydra_ext.entry.report_user_errors`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class UserError(Exception):
     """A problem with what the user gave (a config value, a file, a folder): the message says
@@ -43,3 +46,19 @@ class BackboneError(UserError, RuntimeError):
 
 
 EXIT_USER_ERROR = 2
+
+
+@contextmanager
+def user_errors_of(group: str) -> Iterator[None]:
+    """Inside: a config group's object is being built (Hydra's `instantiate`). A user error it
+    raises, or a ValueError whose message names one of the group's keys (`model.dropout=…`),
+    comes out as that ConfigError or UserError rather than Hydra's wrapping of it."""
+    try:
+        yield
+    except Exception as err:
+        cause = err.__cause__ if err.__cause__ is not None else err
+        if isinstance(cause, UserError):
+            raise cause from None
+        if isinstance(cause, ValueError) and str(cause).startswith(f"{group}."):
+            raise ConfigError(str(cause)) from None
+        raise

@@ -17,7 +17,7 @@ from goodfit.data.contract import check_contract, data_facts
 from goodfit.hydra_ext.resolvers import publish_data_facts
 from goodfit.models import build_network
 from goodfit.runtime.checkpoint_io import RunCheckpointIO
-from goodfit.runtime.errors import ConfigError
+from goodfit.runtime.errors import ConfigError, user_errors_of
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,10 @@ def quiet_library_noise() -> None:
 def build_datamodule(cfg: DictConfig) -> Any:
     """The configured datamodule, its data found, loaded and checked against the contract; its
     class names and image shape published for `${data:…}` in the model and module configs."""
-    augmentation = instantiate(cfg.augmentation) if cfg.get("augmentation") else None
-    datamodule = instantiate(cfg.datamodule, augmentation=augmentation)
+    with user_errors_of("augmentation"):
+        augmentation = instantiate(cfg.augmentation) if cfg.get("augmentation") else None
+    with user_errors_of("datamodule"):
+        datamodule = instantiate(cfg.datamodule, augmentation=augmentation)
     datamodule.prepare_data()  # fail on missing or damaged data before building anything else
     datamodule.setup("fit")
     check_contract(datamodule)

@@ -33,13 +33,16 @@ from goodfit.tasks.feature_head import train_head
 
 log = logging.getLogger(__name__)
 
-# Command-line overrides that describe the network, the machine, the data files or how runs
-# are recorded (with every `model.*`, `paths.*`, `callbacks.*` and `logger.*` key), and so are
-# passed on to the pretraining run; the rest describe the target task.
+# Command-line overrides that describe the network, the machine, the data set and its files or
+# how runs are recorded (with every `model.*`, `paths.*`, `callbacks.*` and `logger.*` key, and
+# every `datamodule.*` key but TARGET_TASK_KEYS), and so are passed on to the pretraining run;
+# the rest describe the target task.
 FORWARDED_KEYS = ("model", "seed", "trainer", "debug", "paths", "trainer.accelerator",
-                  "trainer.devices", "trainer.precision", "datamodule.data_dir",
-                  "datamodule.system_dir", "datamodule.download", "datamodule.verify_checksums",
-                  "datamodule.normalize", "perf")  # fmt: skip
+                  "trainer.devices", "trainer.precision", "datamodule", "perf")  # fmt: skip
+TARGET_TASK_KEYS = (
+    "datamodule.classes", "datamodule.train_subset", "datamodule.batch_size",
+    "datamodule.val_split", "datamodule.val_split_mode", "datamodule.seed",
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------- the runs around the main one
@@ -80,7 +83,12 @@ def forwarded(overrides: Iterable[str]) -> list[str]:
         key = override.split("=", 1)[0].lstrip("+~")
         if key == "model.num_classes":
             continue
-        if key in FORWARDED_KEYS or key.split(".")[0] in ("model", "paths", "callbacks", "logger"):
+        group = key.split(".")[0]
+        if (
+            key in FORWARDED_KEYS
+            or group in ("model", "paths", "callbacks", "logger")
+            or (group == "datamodule" and key not in TARGET_TASK_KEYS)
+        ):
             kept.append(override)
     return kept
 

@@ -42,6 +42,15 @@ def peak_memory_mb(trainer: L.Trainer) -> float:
     return peak_rss_mb()
 
 
+def data_record(datamodule: Any) -> dict[str, Any]:
+    """What summary.json says about the data: its datamodule, classes and image shape, and the
+    datamodule's own facts (e.g. `skipped_images` of an image folder)."""
+    record = {"datamodule": type(datamodule).__name__, "class_names": list(datamodule.class_names),
+              "image_shape": list(datamodule.image_shape)}  # fmt: skip
+    record.update(getattr(datamodule, "summary_facts", None) or {})
+    return record
+
+
 def record_run(
     cfg: DictConfig, choices: dict[str, Any], *, trainer: L.Trainer, module: Any,
     datamodule: Any, loggers: list[Any], history: list[dict[str, Any]],
@@ -68,6 +77,7 @@ def record_run(
             "torch": torch.__version__,
         },
     )  # fmt: skip
+    summary["data"] = data_record(datamodule)
     summary.update(extra, num_classes=num_classes)
     if not trainer.is_global_zero:
         return summary
