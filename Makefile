@@ -8,7 +8,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train study test bench lint format tensorboard clean
+.PHONY: help install data train study test test-all bench lint format tensorboard clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,8 +45,16 @@ study: install data ## Train the good and the bad model in one sweep (SEEDS=5: s
 	$(PY) train.py -m experiment=good,bad$${seeds:+ $$seeds} hydra.sweep.dir=$$sweep $(ARGS) && \
 	$(PY) -m goodfit.report $$sweep
 
-test: install data ## Run the tests (integration tests use the real data when it is installed)
-	$(PY) -m pytest $(ARGS)
+# Tests run in TEST_WORKERS processes (pytest-xdist), one torch thread each unless
+# OMP_NUM_THREADS says otherwise: more threads per process would fight over the cores.
+TEST_WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -n $(TEST_WORKERS)
+
+test: install data ## Run the tests but the slow ones (~8 min on 2 cores; real data when installed)
+	$(PYTEST) -m "not slow" $(ARGS)
+
+test-all: install data ## Run every test, the slow ones too (~25 min on 2 cores)
+	$(PYTEST) $(ARGS)
 
 bench: install data ## Time goodfit against a plain PyTorch loop (ARGS="--compile" etc.)
 	$(PY) -m bench $(ARGS)

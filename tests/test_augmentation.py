@@ -103,6 +103,7 @@ def test_only_training_batches_are_augmented_and_labels_stay_aligned(synthetic_d
     assert torch.equal(test_images, dm.test.images[:50]), "test data untouched"
 
 
+@pytest.mark.slow
 def test_augmented_run_writes_its_preview(synthetic_dir, tmp_path):
     from PIL import Image
 
@@ -128,6 +129,7 @@ def test_train_subset_has_exactly_n_per_class():
         per_class_subset(labels, torch.arange(100), 11, seed=1)
 
 
+@pytest.mark.slow
 def test_train_subset_in_a_run(synthetic_dir, tmp_path):
     run_dir = tmp_path / "subset"
     run_train("datamodule.train_subset=5", "debug=fast", f"hydra.run.dir={run_dir}",

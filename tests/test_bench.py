@@ -20,6 +20,7 @@ def test_epoch_time_leaves_out_warm_up():
     assert bench.epoch_time({"epoch_seconds": [5.0]}) == 5.0
 
 
+@pytest.mark.slow
 def test_bench_compares_template_and_loop(real_data_dir, tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
@@ -46,6 +47,7 @@ def test_bench_compares_template_and_loop(real_data_dir, tmp_path):
     assert data["machine"]["cores"] >= 1 and data["machine"]["torch"]
 
 
+@pytest.mark.slow
 def test_bench_overrides_run_the_paired_comparison_only(real_data_dir, tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(

@@ -43,6 +43,7 @@ def assert_one_record(run_dir: Path, data_dir: Path) -> dict:
     return summary
 
 
+@pytest.mark.slow
 def test_two_ddp_runs_in_one_process(synthetic_dir, tmp_path):
     """Two DDP jobs of one multirun: each starts its own process group (the first one's ends
     with it), and each leaves one record."""
@@ -79,6 +80,7 @@ def ddp_multirun(script: Path, sweep: Path, data_dir: Path) -> str:
     return result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_ddp_inside_a_multirun_relaunches_its_own_job_alone(synthetic_dir, tmp_path):
     output = ddp_multirun(ROOT / "train.py", tmp_path / "sweep", synthetic_dir)
     assert relaunch_problems(tmp_path / "sweep", output) == []

@@ -193,6 +193,7 @@ def test_perf_fast_takes_the_trainer_keys(compose):
     assert plain.steps is None and plain.trainer_kwargs() == {}
 
 
+@pytest.mark.slow
 def test_train_py_gives_the_same_run_with_each_way_of_stepping(synthetic_dir, tmp_path):
     """Through train.py as users run it: perf=default (Lightning's automatic optimization),
     goodfit's own steps one per batch, and 8 per Lightning batch (perf=fast) give the same

@@ -134,6 +134,7 @@ def test_two_runs_started_at_once_into_one_folder(synthetic_dir, tmp_path):
     assert (run_dir / "train.log").read_text().count("Run folder") == 1, "one run's log"
 
 
+@pytest.mark.slow
 def test_a_sweep_without_a_sweep_folder_writes_its_summary(synthetic_dir, tmp_path):
     run_train("-m", "optimizer=sgd,rmsprop", "debug=fast", f"paths.log_dir={tmp_path}",
               *synthetic_overrides(synthetic_dir))  # fmt: skip

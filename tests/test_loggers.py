@@ -30,6 +30,7 @@ def logged_run(synthetic_dir: Path, tmp_path_factory) -> Path:
 
 
 @pytest.mark.skipif(not HAS["mlflow"], reason="mlflow not installed (pip install -e .[mlflow])")
+@pytest.mark.slow
 def test_mlflow_store_holds_metrics_params_pictures_and_verdict(logged_run):
     from mlflow.tracking import MlflowClient
 
@@ -76,6 +77,7 @@ def test_wandb_offline_run_holds_metrics_config_pictures_and_verdict(logged_run)
 
 
 @pytest.mark.skipif(not HAS["mlflow"], reason="mlflow not installed (pip install -e .[mlflow])")
+@pytest.mark.slow
 def test_parallel_sweep_shares_one_mlflow_store(synthetic_dir, tmp_path):
     from mlflow.tracking import MlflowClient
 

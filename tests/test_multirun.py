@@ -37,6 +37,7 @@ def test_two_job_multirun_one_named_folder_per_job(synthetic_dir, tmp_path):
         assert {"train/loss", "val/loss"} <= set(runs[run]["scalars"])
 
 
+@pytest.mark.slow
 def test_runs_started_together_get_their_own_folders(synthetic_dir, tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     args = [sys.executable, str(ROOT / "train.py"), "debug=fast", f"paths.log_dir={tmp_path}",
@@ -84,6 +85,7 @@ def _post_json(url: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
+@pytest.mark.slow
 def test_tensorboard_opens_on_the_learning_curves(synthetic_dir, tmp_path):
     """A real TensorBoard server on a small seed sweep: its runs group by setting, its Time
     Series tab starts with the train and val curves, its HParams tab holds every run's choices

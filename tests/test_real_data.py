@@ -25,6 +25,7 @@ def test_one_epoch_of_the_good_experiment(real_data_dir, tmp_path):
     assert summary["test_acc"] >= 0.80
 
 
+@pytest.mark.slow
 def test_a_short_transfer_study_beats_training_from_scratch(real_data_dir, tmp_path):
     """experiment=finetune shortened (1 pretraining epoch, 3 epochs per arm), about a minute."""
     run_dir = tmp_path / "finetune"

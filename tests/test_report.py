@@ -53,6 +53,7 @@ def assert_links_resolve(report: Path) -> list[str]:
     return links
 
 
+@pytest.mark.slow
 def test_study_report(study_sweep):
     result = report_cli(study_sweep)
     assert result.returncode == 0, result.stderr
@@ -99,6 +100,7 @@ def test_report_on_run_folders_from_two_places(study_sweep, tmp_path, capsys):
     assert "| run one |" in report.read_text() and "| run-two |" in report.read_text()
 
 
+@pytest.mark.slow
 def test_report_diagnoses_old_runs(study_sweep, tmp_path, capsys):
     """A run written before the diagnosis existed: the report computes its verdict."""
     old = tmp_path / "old"

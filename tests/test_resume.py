@@ -93,6 +93,7 @@ def test_two_runs_with_the_same_seed_are_identical(larger_synthetic_dir, uninter
     assert figures(run_dir) == figures(uninterrupted)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(larger_synthetic_dir, tmp_path):
     run_dir = tmp_path / "ctrl-c"
     status, output = start_and_signal(seven(larger_synthetic_dir, 50), run_dir, signal.SIGINT)
@@ -136,6 +137,7 @@ def test_checkpoint_write_that_fails_leaves_the_old_one(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"], "no temporary file left"
 
 
+@pytest.mark.slow
 def test_resume_auto_starts_then_continues_in_the_same_folder(
     larger_synthetic_dir, uninterrupted, tmp_path
 ):
@@ -153,6 +155,7 @@ def test_resume_auto_starts_then_continues_in_the_same_folder(
     assert "has finished" in again.stdout + again.stderr
 
 
+@pytest.mark.slow
 def test_ddp_sigterm_to_one_process_stops_all_at_one_step(larger_synthetic_dir, tmp_path):
     """`kill <pid>` reaches the first process only: all processes stop at the same step with
     one checkpoint, exit non-zero within a minute, and resume gives the uninterrupted figures."""
@@ -169,6 +172,7 @@ def test_ddp_sigterm_to_one_process_stops_all_at_one_step(larger_synthetic_dir, 
     assert figures(run_dir) == figures(expected)
 
 
+@pytest.mark.slow
 def test_resume_is_exact_on_the_fast_path_too(larger_synthetic_dir, tmp_path):
     fast = [*seven(larger_synthetic_dir), "perf=fast"]
     expected = tmp_path / "fast_uninterrupted"

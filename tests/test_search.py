@@ -35,6 +35,7 @@ def trial_folders(sweep) -> list[str]:
     return sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.startswith("trial"))
 
 
+@pytest.mark.slow
 def test_search_is_seeded_and_continues_in_its_folder(synthetic_dir, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     run_train(*search_args(first, synthetic_dir, "hydra.sweeper.n_trials=4"))
@@ -62,6 +63,7 @@ def test_search_is_seeded_and_continues_in_its_folder(synthetic_dir, tmp_path):
     assert len(rows(first)) == 6, "each trial keeps its row and its own folder"
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_study(synthetic_dir, tmp_path):
     sweep = tmp_path / "shared"
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
@@ -82,6 +84,7 @@ def test_two_workers_share_one_study(synthetic_dir, tmp_path):
     assert len(trial_folders(sweep)) == 4 and len(rows(sweep)) == 4
 
 
+@pytest.mark.slow
 def test_n_jobs_trials_at_a_time_through_the_launcher(synthetic_dir, tmp_path):
     sweep = tmp_path / "parallel"
     run_train(*search_args(sweep, synthetic_dir, "hydra/launcher=joblib",
@@ -93,6 +96,7 @@ def test_n_jobs_trials_at_a_time_through_the_launcher(synthetic_dir, tmp_path):
     assert [row["status"] for row in rows(sweep)] == ["completed"] * 3
 
 
+@pytest.mark.slow
 def test_pruned_trial_is_marked_pruned_and_the_search_goes_on(synthetic_dir, tmp_path):
     sweep = tmp_path / "pruned"
     # a pruner set to prune: any val/acc is below 2
@@ -112,6 +116,7 @@ def test_pruned_trial_is_marked_pruned_and_the_search_goes_on(synthetic_dir, tmp
     assert "pruned: 2" in (sweep / "optimization_results.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_a_median_pruner_reports_every_epoch_and_a_trial_resumes_alone(synthetic_dir, tmp_path):
     sweep = tmp_path / "median"
     run_train(*search_args(sweep, synthetic_dir, "hydra.sweeper.n_trials=1",

@@ -69,8 +69,9 @@ def test_make_study_seeds_runs_the_seed_sweep_then_the_report(synthetic_dir, tmp
     result = make("SEEDS=2", f"STUDY_DIR={sweep}", f"ARGS={args}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"train.py -m experiment=good,bad seed=1,2 hydra.sweep.dir={sweep}" in result.stdout
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert jobs == [f"experiment={e},seed={s}" for e in ("bad", "good") for s in (1, 2)]
+    # A swept seed is a sub-folder of its setting, so TensorBoard groups a setting's seeds.
+    jobs = sorted(p.parent.relative_to(sweep).as_posix() for p in sweep.rglob("summary.json"))
+    assert jobs == [f"experiment={e}/seed={s}" for e in ("bad", "good") for s in (1, 2)]
     report = json.loads((sweep / "report.json").read_text())
     assert [(g["name"], g["runs"]) for g in report["groups"]] == [
         ("experiment=good", 2), ("experiment=bad", 2)]  # fmt: skip

@@ -22,6 +22,7 @@ def job_folders(sweep) -> list[str]:
     return sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+@pytest.mark.slow
 def test_joblib_runs_jobs_in_parallel_without_oversubscribing(synthetic_dir, tmp_path):
     sweep = tmp_path / "sweep"
     run_train(
@@ -36,6 +37,7 @@ def test_joblib_runs_jobs_in_parallel_without_oversubscribing(synthetic_dir, tmp
     assert [row["status"] for row in table(sweep)] == ["completed", "completed"]
 
 
+@pytest.mark.slow
 def test_submitit_local(synthetic_dir, tmp_path):
     sweep = tmp_path / "sweep"
     run_train(

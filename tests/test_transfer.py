@@ -227,6 +227,7 @@ SMALL_STUDY = (
 )
 
 
+@pytest.mark.slow
 def test_finetune_study_end_to_end(synthetic_dir, tmp_path):
     run_dir = tmp_path / "study"
     run_train(*SMALL_STUDY, f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir))
