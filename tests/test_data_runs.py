@@ -149,7 +149,8 @@ def _broken_image(root: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("damage", "message"),
-    [(_no_class_folders, "no class sub-folders"), (_empty_class, "class 'right' has no images"),
+    [(_no_class_folders, "no class sub-folders"),
+     pytest.param(_empty_class, "class 'right' has no images", marks=pytest.mark.slow),
      (_broken_image, "cannot read image")],
     ids=["no class folders", "empty class", "undecodable image"],
 )  # fmt: skip
@@ -176,11 +177,13 @@ def test_split_with_other_classes_refused_before_training(data, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["datamodule=image_folder"], "datamodule.data_dir is not set"),
-     (["datamodule=image_folder", "datamodule.data_dir=/no/such/folder"], "/no/such/folder"),
-     (["datamodule=image_folder", "datamodule.data_dir=/tmp", "datamodule.channels=2"],
-      "datamodule.channels=2 is not allowed"),
+     pytest.param(["datamodule=image_folder", "datamodule.data_dir=/no/such/folder"],
+                  "/no/such/folder", marks=pytest.mark.slow),
+     pytest.param(["datamodule=image_folder", "datamodule.data_dir=/tmp", "datamodule.channels=2"],
+                  "datamodule.channels=2 is not allowed", marks=pytest.mark.slow),
      (["datamodule=cifar10", "datamodule.data_dir=/no/such/folder"], "CIFAR-10 not found"),
-     (["datamodule=mnist", "datamodule.data_dir=/no/such/folder"], "MNIST not found")],
+     pytest.param(["datamodule=mnist", "datamodule.data_dir=/no/such/folder"], "MNIST not found",
+                  marks=pytest.mark.slow)],
     ids=["folder not set", "no such folder", "bad channels", "no cifar", "no mnist"],
 )  # fmt: skip
 def test_missing_data_or_bad_values_refused(tmp_path, args, message):

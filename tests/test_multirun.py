@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_multiplexer import EventMultiple
 from .conftest import ROOT, run_train, synthetic_overrides
 
 
+@pytest.mark.slow
 def test_two_job_multirun_one_named_folder_per_job(synthetic_dir, tmp_path):
     sweep = tmp_path / "sweep"
     run_train(

@@ -24,10 +24,22 @@ def assert_refused_without_record(result, run_dir: Path, *expected: str) -> None
     ("override", "expected"),
     [
         ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is not allowed: must be a finite number > 0"),
-        ("optimizer.lr=inf", "optimizer.lr=inf is not allowed: must be a finite number > 0"),
+        pytest.param(
+            "optimizer.lr=inf",
+            "optimizer.lr=inf is not allowed: must be a finite number > 0",
+            marks=pytest.mark.slow,
+        ),
         ("datamodule.batch_size=1000", "batch_size=1000 is larger than the 564 training"),
-        ("datamodule.batch_size=0", "datamodule.batch_size=0 is not allowed: must be an integer"),
-        ("trainer.max_epochs=-3", "trainer.max_epochs=-3 is not allowed: must be an integer >= 1"),
+        pytest.param(
+            "datamodule.batch_size=0",
+            "datamodule.batch_size=0 is not allowed: must be an integer",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            "trainer.max_epochs=-3",
+            "trainer.max_epochs=-3 is not allowed: must be an integer >= 1",
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_bad_value_refused(synthetic_dir, tmp_path, override, expected):
