@@ -4,9 +4,9 @@ the same tensors, on both of goodfit's paths: perf=default (plain Lightning) and
 Both sides train the good experiment's network with SGD on the same in-memory tensors, with a
 validation pass every epoch; each runs in its own process, so start-up and peak memory are its
 own. The template side is `train.py` exactly as users run it (logging, validation, checkpoints,
-progress bar). "paired" runs a plain-loop epoch before each goodfit epoch in the same process,
-so both sides of each ratio share the machine's load of the moment. `python -m bench --help`
-lists the options.
+progress bar). "paired" runs the plain loop inside a goodfit run, its steps interleaved with
+goodfit's a fraction of a second at a time (bench/paired.py), so both sides of each ratio share
+the machine's load of the moment. `python -m bench --help` lists the options.
 """
 
 from __future__ import annotations
@@ -84,15 +84,20 @@ def measure_template(
 
 def paired_run(
     overrides: list[str], out_dir: Path, timeout: float | None = None,
-    env: dict[str, str] | None = None,
+    env: dict[str, str] | None = None, chunk_steps: int = 0,
 ) -> tuple[dict[str, Any], list[list[float]]]:  # fmt: skip
-    """One goodfit run with a plain-loop epoch before each of its epochs, in its process
-    (`bench.paired`): goodfit's figures and the loop's [wall, CPU] seconds per epoch."""
+    """One goodfit run with a plain-loop epoch beside each of its epochs, in its process
+    (`bench.paired`; `chunk_steps` > 0: interleaved with goodfit's steps): goodfit's figures,
+    its epoch times net of the loop's, and the loop's seconds per epoch, [wall, CPU, …]."""
     loop_file = out_dir.parent / f"{out_dir.name}_loop.json"
     paired = [f"+callbacks.paired_loop._target_={PAIRED_CALLBACK}",
-              f"+callbacks.paired_loop.out={loop_file}"]  # fmt: skip
+              f"+callbacks.paired_loop.out={loop_file}",
+              f"+callbacks.paired_loop.chunk_steps={chunk_steps}"]  # fmt: skip
     template = measure_template([*overrides, *paired], out_dir, timeout, env)
-    return template, json.loads(loop_file.read_text())
+    loop = json.loads(loop_file.read_text())
+    for key, column in (("epoch_seconds", 2), ("epoch_cpu_seconds", 3)):  # the loop's share
+        template[key] = [t - epoch[column] for t, epoch in zip(template[key], loop, strict=True)]
+    return template, loop
 
 
 def paired_ratios(
@@ -114,12 +119,20 @@ def paired_ratios(
     }
 
 
-def measure_paired(overrides: list[str], out_dir: Path, batch_size: int) -> dict[str, float]:
-    """`paired_run`'s ratios (see `paired_ratios`)."""
-    return paired_ratios(*paired_run(overrides, out_dir), batch_size)
+def measure_paired(
+    overrides: list[str], out_dir: Path, batch_size: int, device: str = "cpu"
+) -> dict[str, float]:
+    """`paired_run`'s ratios (see `paired_ratios`). On the CPU the loop's steps interleave with
+    goodfit's about every `INTERLEAVE_SAMPLES` samples; on a GPU (where that would need a sync)
+    its whole epoch runs before goodfit's."""
+    chunk = max(1, INTERLEAVE_SAMPLES // batch_size) if device == "cpu" else 0
+    return paired_ratios(*paired_run(overrides, out_dir, chunk_steps=chunk), batch_size)
 
 
 PAIRED_CALLBACK = "bench.paired.PairedLoopEpochs"
+# On the CPU the paired loop takes its steps in stretches of this many samples (a fraction of a
+# second) between goodfit's: the host's speed changes from second to second here.
+INTERLEAVE_SAMPLES = 4096
 PATHS = ("perf=default", "perf=fast")  # goodfit's two paths, each timed against the loop
 
 
@@ -146,7 +159,7 @@ def comparison_rows(args: argparse.Namespace, out_root: Path) -> list[dict[str, 
         if args.overrides:  # another network or way of stepping: only the paired loop follows
             label = "goodfit " + " ".join(args.overrides)
             out_dir = out_root / f"paired_bs{batch_size}"
-            paired = measure_paired([*base, *args.overrides], out_dir, batch_size)
+            paired = measure_paired([*base, *args.overrides], out_dir, batch_size, device)
             rows.append({"run": label, "batch": batch_size, **paired})
             continue
         variants = [(f"goodfit {path}", [*base, path]) for path in PATHS]
@@ -167,7 +180,7 @@ def comparison_rows(args: argparse.Namespace, out_root: Path) -> list[dict[str, 
         batch_rows[0].update({"paired": 1.0, "paired CPU": 1.0, "extra CPU µs/step": 0})
         for row, path in zip(batch_rows[1:], PATHS, strict=False):
             out_dir = out_root / f"paired_{path.replace('=', '_')}_bs{batch_size}"
-            row.update(measure_paired([*base, path], out_dir, batch_size))
+            row.update(measure_paired([*base, path], out_dir, batch_size, device))
         rows += batch_rows
     return rows
 
@@ -278,8 +291,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = comparison_rows(args, out_root)
     title = f"Per epoch: experiment=good's network, SGD, {args.epochs} epochs x {args.repeat}"
     print_table(
-        title + " (median; ratio = goodfit / loop; CPU: process CPU time; paired: a "
-        "loop epoch before each goodfit epoch, in one process)",
+        title + " (median; ratio = goodfit / loop, separate processes; CPU: process CPU "
+        "time; paired: the loop's steps interleaved with goodfit's in one process)",
         rows,
     )
     experiments = experiment_rows(args.experiments, out_root) if args.experiments else []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import time
@@ -47,36 +48,65 @@ def autocast(device: Any, precision: str) -> Any:
     raise ValueError(f"precision={precision}: the plain loop runs 32-true or bf16-mixed")
 
 
+class LoopEpoch:
+    """One epoch of the hand-written baseline, runnable in pieces: permute, then slice and
+    step (`run_steps`, as often as wanted), then `finish`: validate and read the totals (the one
+    host sync, as goodfit). Loss and accuracy accumulate on the device."""
+
+    def __init__(
+        self, net: Any, opt: Any, data: tuple, batch_size: int, generator: Any,
+        precision: str = "32-true",
+    ) -> None:  # fmt: skip
+        import torch
+
+        x, y, self.vx, self.vy = data
+        self.net, self.opt, self.batch_size, self.precision = net, opt, batch_size, precision
+        self.device = x.device
+        net.train()
+        order = torch.randperm(len(x), generator=generator).to(self.device)
+        self.xs, self.ys = x[order], y[order]
+        self.steps = math.ceil(len(x) / batch_size)
+        self.done = 0  # steps taken
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
+
+    def run_steps(self, until: int) -> None:
+        """Take the optimizer steps up to step `until` (at most the epoch's)."""
+        import torch.nn.functional as F
+
+        net, opt, bs = self.net, self.opt, self.batch_size
+        for step in range(self.done, min(until, self.steps)):
+            xb = self.xs[step * bs : (step + 1) * bs]
+            yb = self.ys[step * bs : (step + 1) * bs]
+            with autocast(self.device, self.precision):
+                logits = net(xb)
+                loss = F.cross_entropy(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            self.loss_sum += loss.detach() * len(yb)
+            self.correct += (logits.argmax(1) == yb).sum()
+        self.done = max(self.done, min(until, self.steps))
+
+    def finish(self) -> None:
+        """The steps not taken yet, a validation pass, and the host sync."""
+        import torch
+
+        self.run_steps(self.steps)
+        net, vx, vy = self.net, self.vx, self.vy
+        net.eval()
+        with torch.no_grad(), autocast(self.device, self.precision):
+            val_correct = sum((net(vx[i : i + 1000]).argmax(1) == vy[i : i + 1000]).sum()
+                              for i in range(0, len(vy), 1000))  # fmt: skip
+        net.train()
+        float(self.loss_sum), float(self.correct), float(val_correct)
+
+
 def loop_epoch(
     net: Any, opt: Any, data: tuple, batch_size: int, generator: Any, precision: str = "32-true"
 ) -> None:
-    """One epoch of the hand-written baseline: permute, slice, step; accumulate loss and
-    accuracy on the device; validate; one host sync at the end, as goodfit."""
-    import torch
-    import torch.nn.functional as F
-
-    x, y, vx, vy = data
-    dev = x.device
-    net.train()
-    order = torch.randperm(len(x), generator=generator).to(dev)
-    xs, ys = x[order], y[order]
-    loss_sum = torch.zeros((), device=dev)
-    correct = torch.zeros((), device=dev, dtype=torch.long)
-    for i in range(0, len(xs), batch_size):
-        xb, yb = xs[i : i + batch_size], ys[i : i + batch_size]
-        with autocast(dev, precision):
-            logits = net(xb)
-            loss = F.cross_entropy(logits, yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach() * len(yb)
-        correct += (logits.argmax(1) == yb).sum()
-    net.eval()
-    with torch.no_grad(), autocast(dev, precision):
-        val_correct = sum((net(vx[i : i + 1000]).argmax(1) == vy[i : i + 1000]).sum()
-                          for i in range(0, len(vy), 1000))  # fmt: skip
-    float(loss_sum), float(correct), float(val_correct)
+    """One whole epoch of the hand-written baseline (`LoopEpoch` in one go)."""
+    LoopEpoch(net, opt, data, batch_size, generator, precision).finish()
 
 
 def plain_loop(batch_size: int, epochs: int, device: str, seed: int = 42) -> dict[str, Any]:
