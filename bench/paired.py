@@ -35,6 +35,9 @@ class PairedLoopEpochs(L.Callback):
     """
 
     def __init__(self, out: str, chunk_steps: int = 0) -> None:
+        if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, int) or chunk_steps < 0:
+            raise ValueError(f"PairedLoopEpochs: chunk_steps={chunk_steps!r}: must be an integer "
+                             ">= 0 (0: the loop's whole epoch before goodfit's)")  # fmt: skip
         self.out = Path(out)
         self.chunk_steps = chunk_steps
         self.times: list[list[float]] = []

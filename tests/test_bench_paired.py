@@ -133,3 +133,10 @@ def test_paired_ratios_compare_each_epoch_net_of_the_loop():
     assert ratios["paired"] == pytest.approx((1.5 + 1.1) / 2, abs=1e-3)  # warm-up pair left out
     assert ratios["paired CPU"] == pytest.approx((1.5 + 1.2) / 2, abs=1e-3)
     assert ratios["extra CPU µs/step"] == round((2.0 / 10 + 1.0 / 10) / 2 * 1e6)
+
+
+@pytest.mark.parametrize("chunk_steps", [-1, 2.5, True])
+def test_paired_loop_refuses_a_bad_chunk(chunk_steps, tmp_path):
+    with pytest.raises(ValueError, match=f"chunk_steps={chunk_steps!r}: must be an integer"):
+        PairedLoopEpochs(str(tmp_path / "loop.json"), chunk_steps)
+    assert not (tmp_path / "loop.json").exists()
