@@ -95,3 +95,39 @@ def test_parallel_sweep_shares_one_mlflow_store(synthetic_dir, tmp_path):
         "optimizer=sgd/seed=1", "optimizer=sgd/seed=2",
     ]  # fmt: skip
     assert all("test/acc" in r.data.metrics for r in runs)
+
+
+@pytest.mark.skipif(not HAS["mlflow"], reason="mlflow not installed (pip install -e .[mlflow])")
+@pytest.mark.slow
+def test_mlflow_ui_serves_the_run(logged_run):
+    """The command docs/loggers.md gives, `mlflow ui --backend-store-uri sqlite:///…`, on the
+    store a run wrote: MLflow's own server lists the run with its curves, verdict and pictures."""
+    from .servers import free_port, get_bytes, get_json, post_json, serving, venv_command
+
+    summary = json.loads((logged_run / "summary.json").read_text())
+    store = f"sqlite:///{logged_run.parent / 'mlflow.db'}"
+    port = free_port()
+    command = [venv_command("mlflow"), "ui", "--backend-store-uri", store,
+               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    with serving(command):
+        page = get_bytes(f"{base}/")  # waits for the server
+        api = f"{base}/api/2.0/mlflow"
+        experiment = get_json(f"{api}/experiments/get-by-name?experiment_name=goodfit")
+        experiment_id = experiment["experiment"]["experiment_id"]
+        [run] = post_json(f"{api}/runs/search", {"experiment_ids": [experiment_id]})["runs"]
+        run_id = run["info"]["run_id"]
+        history = get_json(f"{api}/metrics/get-history?run_id={run_id}&metric_key=val/acc")
+        artifacts = get_json(f"{api}/artifacts/list?run_id={run_id}")
+        picture = get_bytes(
+            f"{base}/get-artifact?path=pictures/learning_curves.png&run_uuid={run_id}"
+        )
+    assert b"<html" in page.lower()
+    assert run["info"]["run_name"] == "run"
+    assert [(m["step"], m["value"]) for m in history["metrics"]] == [
+        (h["epoch"], pytest.approx(h["val_acc"], rel=1e-5)) for h in summary["history"]
+    ]
+    tags = {tag["key"]: tag["value"] for tag in run["data"]["tags"]}
+    assert tags["verdict"] == summary["verdict"]
+    assert {"pictures", "verdict.md", "summary.json"} <= {f["path"] for f in artifacts["files"]}
+    assert picture.startswith(b"\x89PNG")

@@ -6,12 +6,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from .conftest import ROOT, run_train, synthetic_overrides
+from .servers import free_port, get_json, post_json, serving, venv_command
 
 
 @pytest.mark.slow
@@ -54,38 +54,6 @@ def test_runs_started_together_get_their_own_folders(synthetic_dir, tmp_path):
     assert all((folder / "summary.json").is_file() for folder in folders)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get_json(url: str, timeout: float = 60.0):
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return json.loads(response.read())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
-def _post_json(url: str, body: dict) -> dict:
-    import urllib.request
-
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 @pytest.mark.slow
 def test_tensorboard_opens_on_the_learning_curves(synthetic_dir, tmp_path):
     """A real TensorBoard server on a small seed sweep: its runs group by setting, its Time
@@ -99,23 +67,17 @@ def test_tensorboard_opens_on_the_learning_curves(synthetic_dir, tmp_path):
         "trainer.limit_train_batches=3", f"hydra.sweep.dir={sweep}",
         *synthetic_overrides(synthetic_dir),
     )  # fmt: skip
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(sweep),
-         "--host", "127.0.0.1", "--port", str(port), "--load_fast", "false"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    port = free_port()
+    command = [venv_command("tensorboard"), "--logdir", str(sweep), "--host", "127.0.0.1",
+               "--port", str(port), "--load_fast", "false"]  # fmt: skip
     base = f"http://127.0.0.1:{port}/data"
-    try:
-        runs = _get_json(f"{base}/runs")
-        tags = _get_json(f"{base}/plugin/timeseries/tags")  # what the Time Series tab lists
-        experiment = _post_json(f"{base}/plugin/hparams/experiment", {})
+    with serving(command):
+        runs = get_json(f"{base}/runs")
+        tags = get_json(f"{base}/plugin/timeseries/tags")  # what the Time Series tab lists
+        experiment = post_json(f"{base}/plugin/hparams/experiment", {})
         statuses = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
         request = {"startIndex": 0, "sliceSize": 100, "allowedStatuses": statuses}
-        groups = _post_json(f"{base}/plugin/hparams/session_groups", request)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        groups = post_json(f"{base}/plugin/hparams/session_groups", request)
     expected = {f"optimizer={o}/seed={s}" for o in ("sgd", "adam") for s in (1, 2)}
     assert set(runs) == expected, "one run per job; a seed nested under its setting"
     scalar_tags = {t for run_tags in tags["scalars"]["runTagInfo"].values() for t in run_tags}
