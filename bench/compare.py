@@ -1,103 +1,29 @@
 """`make bench` (`python -m bench`): training through goodfit against a plain PyTorch loop on
-the same tensors, on both of goodfit's paths: perf=default (plain Lightning) and perf=fast.
+the same tensors, on both of goodfit's paths: perf=default (plain Lightning) and perf=fast, with
+Lightning alone (bench/bare.py: a minimal LightningModule and Trainer) as a second reference.
 
-Both sides train the good experiment's network with SGD on the same in-memory tensors, with a
+Every side trains the good experiment's network with SGD on the same in-memory tensors, with a
 validation pass every epoch; each runs in its own process, so start-up and peak memory are its
 own. The template side is `train.py` exactly as users run it (logging, validation, checkpoints,
-progress bar). "paired" runs the plain loop inside a goodfit run, its steps interleaved with
-goodfit's a fraction of a second at a time (bench/paired.py), so both sides of each ratio share
-the machine's load of the moment. `python -m bench --help` lists the options.
+progress bar). "paired" runs the plain loop inside a goodfit run (or Lightning alone's), its
+steps interleaved with the other side's a fraction of a second at a time (bench/paired.py), so
+both sides of each ratio share the machine's load of the moment; "vs Lightning" divides a paired
+ratio by Lightning alone's. `python -m bench --help` lists the options.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
-import os
 import re
-import signal
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.loop import ROOT, machine, plain_loop
-
-
-def run_command(
-    cmd: list[str], env: dict[str, str] | None = None, timeout: float | None = None
-) -> tuple[float, str]:
-    """Run `cmd` in the project folder; its wall time and output. It runs in a process group
-    of its own, so a time-out or an interruption ends it with every process it started."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except BaseException as err:  # a time-out, Ctrl-C: nothing it started may outlive it
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        if isinstance(err, subprocess.TimeoutExpired):
-            raise TimeoutError(f"{' '.join(cmd)} ran past {timeout:.0f} s:\n"
-                               f"{stdout[-3000:]}{stderr[-3000:]}") from None  # fmt: skip
-        raise
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{stdout[-3000:]}{stderr[-3000:]}")
-    return wall, stdout
-
-
-def measure_loop(batch_size: int, epochs: int, device: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "loop.json"
-        cmd = [sys.executable, "-m", "bench", "--loop-only", "--device", device]
-        cmd += ["--batch-size", str(batch_size), "--epochs", str(epochs), "--out", str(out)]
-        wall, _ = run_command(cmd)
-        result = json.loads(out.read_text())
-    return {**result, "wall_seconds": wall}
-
-
-def measure_template(
-    overrides: list[str], out_dir: Path, timeout: float | None = None,
-    env: dict[str, str] | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    cmd = [sys.executable, "train.py", *overrides, f"hydra.run.dir={out_dir}"]
-    wall, _ = run_command(cmd, env, timeout)
-    summary = json.loads((out_dir / "summary.json").read_text())
-    return {
-        "epoch_seconds": [h["seconds"] for h in summary["history"]],
-        "epoch_cpu_seconds": [h["cpu_seconds"] for h in summary["history"]],
-        "startup_seconds": summary["startup_seconds"],
-        "peak_memory_mb": summary["peak_memory_mb"],
-        "n_train": summary["n_train"],
-        "test_acc": summary["test_acc"],
-        "fit_seconds": summary["fit_seconds"],
-        "wall_seconds": wall,
-    }
-
-
-def paired_run(
-    overrides: list[str], out_dir: Path, timeout: float | None = None,
-    env: dict[str, str] | None = None, chunk_steps: int = 0,
-) -> tuple[dict[str, Any], list[list[float]]]:  # fmt: skip
-    """One goodfit run with a plain-loop epoch beside each of its epochs, in its process
-    (`bench.paired`; `chunk_steps` > 0: interleaved with goodfit's steps): goodfit's figures,
-    its epoch times net of the loop's, and the loop's seconds per epoch, [wall, CPU, …]."""
-    loop_file = out_dir.parent / f"{out_dir.name}_loop.json"
-    paired = [f"+callbacks.paired_loop._target_={PAIRED_CALLBACK}",
-              f"+callbacks.paired_loop.out={loop_file}",
-              f"+callbacks.paired_loop.chunk_steps={chunk_steps}"]  # fmt: skip
-    template = measure_template([*overrides, *paired], out_dir, timeout, env)
-    loop = json.loads(loop_file.read_text())
-    for key, column in (("epoch_seconds", 2), ("epoch_cpu_seconds", 3)):  # the loop's share
-        template[key] = [t - epoch[column] for t, epoch in zip(template[key], loop, strict=True)]
-    return template, loop
+from bench.runs import measure_bare, measure_loop, measure_template, paired_bare, paired_run
 
 
 def paired_ratios(
@@ -120,20 +46,27 @@ def paired_ratios(
 
 
 def measure_paired(
-    overrides: list[str], out_dir: Path, batch_size: int, device: str = "cpu"
-) -> dict[str, float]:
-    """`paired_run`'s ratios (see `paired_ratios`). On the CPU the loop's steps interleave with
-    goodfit's about every `INTERLEAVE_SAMPLES` samples; on a GPU (where that would need a sync)
-    its whole epoch runs before goodfit's."""
+    overrides: list[str] | None, out_dir: Path, batch_size: int, device: str = "cpu",
+    epochs: int = 4,
+) -> dict[str, float]:  # fmt: skip
+    """`paired_run`'s ratios (see `paired_ratios`); `overrides=None`: Lightning alone's
+    (`paired_bare`, for `epochs`). On the CPU the loop's steps interleave with the other side's
+    about every `INTERLEAVE_SAMPLES` samples; on a GPU (where that would need a sync) its whole
+    epoch runs before the other side's."""
     chunk = max(1, INTERLEAVE_SAMPLES // batch_size) if device == "cpu" else 0
-    return paired_ratios(*paired_run(overrides, out_dir, chunk_steps=chunk), batch_size)
+    if overrides is None:
+        loop_file = out_dir.parent / f"{out_dir.name}_loop.json"
+        measured = paired_bare(batch_size, epochs, device, loop_file, chunk)
+    else:
+        measured = paired_run(overrides, out_dir, chunk_steps=chunk)
+    return paired_ratios(*measured, batch_size)
 
 
-PAIRED_CALLBACK = "bench.paired.PairedLoopEpochs"
 # On the CPU the paired loop takes its steps in stretches of this many samples (a fraction of a
 # second) between goodfit's: the host's speed changes from second to second here.
 INTERLEAVE_SAMPLES = 4096
 PATHS = ("perf=default", "perf=fast")  # goodfit's two paths, each timed against the loop
+LOOP, BARE = "plain PyTorch loop", "Lightning alone (bench/bare.py)"
 
 
 def epoch_time(result: dict[str, Any], key: str = "epoch_seconds") -> float:
@@ -143,46 +76,55 @@ def epoch_time(result: dict[str, Any], key: str = "epoch_seconds") -> float:
 
 
 def comparison_rows(args: argparse.Namespace, out_root: Path) -> list[dict[str, Any]]:
-    """Loop and template alternate `repeat` times per batch size, so a change in the machine's
-    speed during the benchmark (shared hosts) falls on both; epochs are pooled per side."""
+    """Per batch size: the loop, Lightning alone and goodfit's runs alternate `repeat` times,
+    so a change in the machine's speed during the benchmark (shared hosts) falls on all; epochs
+    are pooled per side. Then the paired runs (`measure_paired`)."""
     device = "cuda" if args.device == "auto" and _has_cuda() else args.device
     device = "cpu" if device == "auto" else device
-    accelerator = "gpu" if device == "cuda" else "cpu"
     rows = []
     for batch_size in args.batch_sizes:
-        base = [
-            "experiment=good",
-            f"trainer.max_epochs={args.epochs}",
-            f"datamodule.batch_size={batch_size}",
-            f"trainer.accelerator={accelerator}",
-        ]
+        base = ["experiment=good", f"trainer.max_epochs={args.epochs}",
+                f"datamodule.batch_size={batch_size}",
+                f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}"]  # fmt: skip
         if args.overrides:  # another network or way of stepping: only the paired loop follows
-            label = "goodfit " + " ".join(args.overrides)
             out_dir = out_root / f"paired_bs{batch_size}"
             paired = measure_paired([*base, *args.overrides], out_dir, batch_size, device)
-            rows.append({"run": label, "batch": batch_size, **paired})
+            rows.append({"run": "goodfit " + " ".join(args.overrides), "batch": batch_size,
+                         **paired})  # fmt: skip
             continue
-        variants = [(f"goodfit {path}", [*base, path]) for path in PATHS]
-        if args.compile:
-            variants.append(("goodfit, model.compile=true", [*base, "model.compile=true"]))
-        if device == "cuda":
-            variants.append(("goodfit, bf16-mixed", [*base, "trainer.precision=bf16-mixed"]))
-        results: dict[str, list[dict[str, Any]]] = {"plain PyTorch loop": []}
-        for repeat in range(args.repeat):
-            results["plain PyTorch loop"].append(measure_loop(batch_size, args.epochs, device))
-            for label, overrides in variants:
-                slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)  # no = or , in hydra.run.dir
-                name = f"{slug}_bs{batch_size}_{repeat}"
-                results.setdefault(label, []).append(measure_template(overrides, out_root / name))
-        pooled = {label: pool(runs) for label, runs in results.items()}
-        loop = pooled["plain PyTorch loop"]
-        batch_rows = [_row(label, batch_size, result, loop) for label, result in pooled.items()]
-        batch_rows[0].update({"paired": 1.0, "paired CPU": 1.0, "extra CPU µs/step": 0})
-        for row, path in zip(batch_rows[1:], PATHS, strict=False):
-            out_dir = out_root / f"paired_{path.replace('=', '_')}_bs{batch_size}"
-            row.update(measure_paired([*base, path], out_dir, batch_size, device))
-        rows += batch_rows
+        rows += batch_rows(args, base, batch_size, device, out_root)
     return rows
+
+
+def batch_rows(
+    args: argparse.Namespace, base: list[str], batch_size: int, device: str, out_root: Path
+) -> list[dict[str, Any]]:
+    """`comparison_rows` for one batch size."""
+    variants = [(f"goodfit {path}", [*base, path]) for path in PATHS]
+    if args.compile:
+        variants.append(("goodfit, model.compile=true", [*base, "model.compile=true"]))
+    if device == "cuda":
+        variants.append(("goodfit, bf16-mixed", [*base, "trainer.precision=bf16-mixed"]))
+    results: dict[str, list[dict[str, Any]]] = {LOOP: [], BARE: []}
+    for repeat in range(args.repeat):
+        results[LOOP].append(measure_loop(batch_size, args.epochs, device))
+        results[BARE].append(measure_bare(batch_size, args.epochs, device))
+        for label, overrides in variants:
+            slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)  # no = or , in hydra.run.dir
+            name = f"{slug}_bs{batch_size}_{repeat}"
+            results.setdefault(label, []).append(measure_template(overrides, out_root / name))
+    pooled = {label: pool(runs) for label, runs in results.items()}
+    rows = {label: _row(label, batch_size, result, pooled[LOOP])
+            for label, result in pooled.items()}  # fmt: skip
+    rows[LOOP].update({"paired": 1.0, "paired CPU": 1.0, "extra CPU µs/step": 0})
+    paired_sides = {BARE: None, **{f"goodfit {path}": [*base, path] for path in PATHS}}
+    for label, overrides in paired_sides.items():
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+        out_dir = out_root / f"paired_{slug}_bs{batch_size}"
+        rows[label].update(measure_paired(overrides, out_dir, batch_size, device, args.epochs))
+    for label in paired_sides:  # goodfit over Lightning alone, each paired with its loop
+        rows[label]["vs Lightning"] = round(rows[label]["paired"] / rows[BARE]["paired"], 3)
+    return list(rows.values())
 
 
 def pool(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -242,11 +184,12 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    for key in rows[0]:
+    keys = list(dict.fromkeys(key for row in rows for key in row))  # every row's, in order
+    for key in keys:
         table.add_column(key, justify="left" if key in ("run", "experiment") else "right")
     for row in rows:
-        table.add_row(*(str(row.get(key, "")) for key in rows[0]))
-    Console(width=160).print(table)
+        table.add_row(*(str(row.get(key, "")) for key in keys))
+    Console(width=180).print(table)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -291,8 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = comparison_rows(args, out_root)
     title = f"Per epoch: experiment=good's network, SGD, {args.epochs} epochs x {args.repeat}"
     print_table(
-        title + " (median; ratio = goodfit / loop, separate processes; CPU: process CPU "
-        "time; paired: the loop's steps interleaved with goodfit's in one process)",
+        title + " (median; ratio = run / loop, separate processes; CPU: process CPU time; "
+        "paired: the loop's steps interleaved with the run's in one process; vs Lightning: "
+        "paired / Lightning alone's paired)",
         rows,
     )
     experiments = experiment_rows(args.experiments, out_root) if args.experiments else []

@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import gpu_env
-from bench.compare import epoch_time, measure_template, paired_ratios, paired_run, run_command
+from bench.compare import epoch_time, paired_ratios
 from bench.gpu_facts import data_overrides, machine_facts
 from bench.gpu_plan import Clock, Plan, settings
 from bench.gpu_report import Report, why
+from bench.runs import measure_template, paired_run, run_command
 
 ROOT = gpu_env.ROOT
 DEADLINE = "bench.deadline.StopBeforeDeadline"

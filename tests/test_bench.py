@@ -33,10 +33,13 @@ def test_bench_compares_template_and_loop(real_data_dir, tmp_path):
     data = json.loads(out.read_text())
     runs = {row["run"]: row for row in data["per_epoch"]}
     paths = ["goodfit perf=default", "goodfit perf=fast"]
-    assert set(runs) == {"plain PyTorch loop", *paths}
-    loop = runs["plain PyTorch loop"]
-    assert loop["paired"] == 1.0
-    for template in (runs[path] for path in paths):
+    assert set(runs) == {bench.LOOP, bench.BARE, *paths}
+    loop, bare = runs[bench.LOOP], runs[bench.BARE]
+    assert loop["paired"] == 1.0 and bare["vs Lightning"] == 1.0
+    for path in paths:  # each paired ratio over Lightning alone's, from the same run
+        ratio = runs[path]["paired"] / bare["paired"]
+        assert runs[path]["vs Lightning"] == pytest.approx(ratio, abs=0.002)
+    for template in (runs[side] for side in (bench.BARE, *paths)):
         assert template["ratio"] == pytest.approx(template["s/epoch"] / loop["s/epoch"], rel=0.02)
         assert template["samples/s"] > 0 and template["peak MiB"] > 0
         assert template["startup s"] > 0
@@ -61,6 +64,20 @@ def test_bench_overrides_run_the_paired_comparison_only(real_data_dir, tmp_path)
     assert row["run"] == "goodfit model.hidden=[8] perf=fast" and row["batch"] == 512
     assert row["paired"] > 0 and row["paired CPU"] > 0
     assert isinstance(row["extra CPU µs/step"], int)
+
+
+def test_lightning_alone_trains_beside_the_paired_loop(real_data_dir, tmp_path):
+    """bench/bare.py: a plain LightningModule and Trainer, the loop paired with it."""
+    from bench.bare import main as bare_main
+
+    out, loop_file = tmp_path / "bare.json", tmp_path / "loop.json"
+    bare_main(["--batch-size", "4096", "--epochs", "2", "--out", str(out),
+               "--paired-out", str(loop_file), "--chunk-steps", "3"])  # fmt: skip
+    bare = json.loads(out.read_text())
+    assert len(bare["epoch_seconds"]) == len(bare["epoch_cpu_seconds"]) == 2
+    assert bare["n_train"] == 56_400 and bare["startup_seconds"] > 0  # 6 % held out
+    loop = json.loads(loop_file.read_text())
+    assert len(loop) == 2 and all(0 < epoch[2] <= epoch[0] for epoch in loop)
 
 
 def test_pooling_leaves_out_each_runs_warm_up():

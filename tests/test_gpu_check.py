@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from bench import gpu_check, gpu_env, gpu_plan
-from bench.compare import run_command
 from bench.gpu_report import Report, render
+from bench.runs import run_command
 
 from .conftest import ROOT
 
