@@ -10,13 +10,10 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from goodfit.hydra_ext import hydra_config
+from goodfit.hydra_ext.overrides import override_key
 
 # Drawn once per process: two runs started in the same second get different folders.
 RUN_UID = secrets.token_hex(3)
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def swept_keys(sweep_dir: Path) -> set[str] | None:
@@ -60,13 +57,13 @@ def job_dirname(
     overrides = [str(o) for o in task_overrides]
     if search_params:
         varied = {str(key) for key in search_params}
-        name = ",".join(_short(o) for o in overrides if _key(o) in varied)
+        name = ",".join(_short(o) for o in overrides if override_key(o) in varied)
         return f"trial{job_num}-{name}".replace("/", "_")
     swept = swept_keys(Path(sweep_dir))
     if swept is not None:
-        overrides = [o for o in overrides if _key(o) in swept]
-    seeds = [o for o in overrides if _key(o) == SEED_KEY]
-    rest = [o for o in overrides if _key(o) != SEED_KEY]
+        overrides = [o for o in overrides if override_key(o) in swept]
+    seeds = [o for o in overrides if override_key(o) == SEED_KEY]
+    rest = [o for o in overrides if override_key(o) != SEED_KEY]
     name = ",".join(rest).replace("/", "_")
     if seeds:
         return f"{name}/{seeds[0]}" if name else seeds[0]

@@ -2,7 +2,8 @@
 
 A group is the runs whose overrides are the same once `seed=` is set aside (`experiment=good`
 with seeds 1 to 5). For each group: mean, standard deviation and the Student-t 95% confidence
-interval of the mean of test accuracy, test loss and the generalization gap, and the verdict
+interval of the mean of test accuracy, test loss and the generalization gap (and of a study's
+own figures, such as the transfer study's gain over training from scratch), and the verdict
 counts. For each pair of groups: the difference of mean test accuracy with its 95% interval and
 a p-value, from a paired t-test when both groups ran the same seeds and Welch's t-test
 otherwise. scipy.stats does the statistics. Failed runs are listed and left out.
@@ -17,9 +18,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from goodfit.hydra_ext.overrides import override_key
 from goodfit.records.runs import RunRecord
 
 METRICS = ("test_acc", "test_loss", "generalization_gap")
+# A study's own figures, reported for every group when some run's summary.json has them
+# (experiment=finetune: the from-scratch baseline's test accuracy and the gain over it).
+STUDY_METRICS = ("scratch_test_acc", "transfer_gain")
 LEVEL = 0.95  # confidence level of every interval
 ALPHA = 1 - LEVEL  # a difference with p below this is "beyond seed noise"
 # Without .hydra/overrides.yaml, a run's settings are these summary.json fields (first found).
@@ -28,14 +33,10 @@ PAIRED, WELCH = "paired t", "Welch t"
 NO_OVERRIDES = "(no overrides)"  # the name of a group of runs of the default config
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def settings(record: RunRecord) -> list[str]:
     """The run's overrides other than `seed`; without overrides, its experiment (or name)."""
     if record.overrides is not None:
-        return [o for o in record.overrides if _key(o) != "seed"]
+        return [o for o in record.overrides if override_key(o) != "seed"]
     for key in FALLBACK_KEYS:
         if record.get(key) is not None:
             return [f"{key}={record.get(key)}"]
@@ -58,6 +59,14 @@ class Group:
     @property
     def seeds(self) -> list[int | None]:
         return [r.seed for r in self.runs]
+
+    def classes(self) -> frozenset[str] | None:
+        """The classes its runs were tested on (summary.json's `per_class`); None when a run
+        does not say, or the runs differ."""
+        tested = {frozenset(r.get("per_class") or ()) for r in self.runs}
+        if len(tested) != 1:
+            return None
+        return next(iter(tested)) or None  # empty: no run says
 
     def verdicts(self) -> dict[str, int]:
         return dict(Counter(str(r.get("verdict")) for r in self.runs).most_common())
@@ -124,10 +133,13 @@ def compare(a: Group, b: Group) -> dict[str, Any]:
     from scipy import stats
 
     x, y = a.values("test_acc"), b.values("test_acc")
-    diff = float(np.mean(x) - np.mean(y)) if x and y else None
+    # Accuracies on different classes (a study's source and target tasks) are not comparable.
+    other_classes = None not in (a.classes(), b.classes()) and a.classes() != b.classes()
+    diff = float(np.mean(x) - np.mean(y)) if x and y and not other_classes else None
     result = {"a": a.name, "b": b.name, "test_acc_diff": diff, "ci95": None, "p_value": None,
-              "test": None, "n_a": len(x), "n_b": len(y)}  # fmt: skip
-    if len(x) < 2 or len(y) < 2:
+              "test": None, "n_a": len(x), "n_b": len(y),
+              "other_classes": other_classes}  # fmt: skip
+    if len(x) < 2 or len(y) < 2 or other_classes:
         return result
     paired = same_seeds(a, b)
     if paired:
@@ -164,6 +176,8 @@ def sentence(comparison: dict[str, Any], short: dict[str, str]) -> str:
     """One plain sentence: the difference, its interval, the p-value and what they mean."""
     a, b = short[comparison["a"]], short[comparison["b"]]
     diff, n_a, n_b = comparison["test_acc_diff"], comparison["n_a"], comparison["n_b"]
+    if comparison.get("other_classes"):
+        return f"{a} − {b}: not compared (their runs were tested on different classes)"
     if diff is None:
         return f"{a} − {b}: no completed runs to compare"
     head = f"{a} − {b} = {diff:+.4f}"
@@ -182,19 +196,27 @@ def sentence(comparison: dict[str, Any], short: dict[str, str]) -> str:
     return f"{text}: not distinguishable from seed noise with {seeds}"
 
 
+def reported_metrics(groups: list[Group]) -> tuple[str, ...]:
+    """METRICS, then each of STUDY_METRICS that some completed run has."""
+    return METRICS + tuple(m for m in STUDY_METRICS if any(g.values(m) for g in groups))
+
+
 def study(groups: list[Group]) -> dict[str, Any]:
-    """report.json's content: each group's figures and each pair's comparison."""
+    """report.json's content: the metrics described, each group's figures and each pair's
+    comparison."""
     short = _short_names(groups)
+    metrics = reported_metrics(groups)
     comparisons = []
     for a, b in itertools.combinations(groups, 2):
         comparison = compare(a, b)
         comparisons.append({**comparison, "sentence": sentence(comparison, short)})
     return {
+        "metrics": list(metrics),
         "groups": [
             {
                 "name": g.name,
                 "runs": len(g.runs),
-                **{metric: describe(g.values(metric)) for metric in METRICS},
+                **{metric: describe(g.values(metric)) for metric in metrics},
                 "verdicts": g.verdicts(),
                 "seeds": g.seeds,
                 "failed": [

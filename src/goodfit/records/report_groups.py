@@ -6,22 +6,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from goodfit.hydra_ext.overrides import override_key
 from goodfit.records.figures import COMPARISON, TEST_ACCURACIES, accuracy_points, group_comparison
 from goodfit.records.groups import ALPHA, LEVEL, METRICS, Group
 from goodfit.records.runs import RunRecord
 
-GROUP_COLUMNS = ("group", "runs", "seeds", "test accuracy", "test loss", "gap", "verdicts")
-METRIC_NAMES = {"test_acc": "test accuracy", "test_loss": "test loss",
-                "generalization_gap": "generalization gap"}  # fmt: skip
+METRIC_NAMES = {"test_acc": "test accuracy", "test_loss": "test loss", "generalization_gap": "gap",
+                "scratch_test_acc": "from scratch", "transfer_gain": "transfer gain"}  # fmt: skip
+
+
+def group_columns(results: dict[str, Any]) -> list[str]:
+    """The groups' table's header: the metrics report.json describes, between the run counts
+    and the verdicts."""
+    metrics = results.get("metrics", METRICS)
+    return ["group", "runs", "seeds", *(METRIC_NAMES[m] for m in metrics), "verdicts"]
 
 
 def is_seed_study(records: list[RunRecord], groups: list[Group]) -> bool:
     """The runs repeat settings across seeds: a group holds several runs, or a run's overrides
     set its seed (a seed sweep, even one with a single seed)."""
     repeated = any(len(g.runs) + len(g.failed) > 1 for g in groups)
-    return repeated or any(
-        o.split("=", 1)[0].lstrip("+~") == "seed" for r in records for o in r.overrides or []
-    )
+    return repeated or any(override_key(o) == "seed" for r in records for o in r.overrides or [])
 
 
 def figure_text(figures: dict[str, Any]) -> str:
@@ -41,10 +46,11 @@ def _verdicts_text(group: dict[str, Any]) -> str:
 
 
 def group_rows(results: dict[str, Any]) -> list[list[str]]:
-    """One row per group, in GROUP_COLUMNS order."""
+    """One row per group, in `group_columns` order."""
+    metrics = results.get("metrics", METRICS)
     return [
         [g["name"], str(g["runs"]), ", ".join(str(s) for s in g["seeds"]) or "–",
-         *(figure_text(g[metric]) for metric in METRICS), _verdicts_text(g) or "–"]
+         *(figure_text(g[metric]) for metric in metrics), _verdicts_text(g) or "–"]
         for g in results["groups"]
     ]  # fmt: skip
 
@@ -66,13 +72,13 @@ def _notes(results: dict[str, Any]) -> list[str]:
 
 def group_lines(groups: list[Group], results: dict[str, Any]) -> list[str]:
     """The Markdown section on groups: their figures, the comparisons, the two pictures."""
-    level = f"{LEVEL:.0%}"
+    level, columns = f"{LEVEL:.0%}", group_columns(results)
     lines = [
         "## Across seeds", "",
         "Runs that differ only in their seed form a group. Each cell is the mean ± the sample "
         f"standard deviation over the group's completed runs, and the {level} confidence "
         "interval of the mean (Student t with n − 1 degrees of freedom).", "",
-        "| " + " | ".join(GROUP_COLUMNS) + " |", "|" + "---|" * len(GROUP_COLUMNS),
+        "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
         *("| " + " | ".join(row) + " |" for row in group_rows(results)), "",
     ]  # fmt: skip
     notes = _notes(results)
@@ -114,7 +120,8 @@ def print_groups(results: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 180)
-    table = Table(*GROUP_COLUMNS, title="across seeds: mean ± std (95% interval of the mean)")
+    title = "across seeds: mean ± std (95% interval of the mean)"
+    table = Table(*group_columns(results), title=title)
     for row in group_rows(results):
         table.add_row(*row)
     console.print(table)

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from goodfit.hydra_ext.overrides import override_key
 from goodfit.records.diagnosis import Thresholds, diagnose
 from goodfit.runtime.errors import ConfigError
 
@@ -55,8 +56,8 @@ class RunRecord:
         if self.summary.get("seed") is not None:
             return int(self.summary["seed"])
         for override in self.overrides or []:
-            key, _, value = override.partition("=")
-            if key.lstrip("+~") == "seed" and value.lstrip("-").isdigit():
+            _, _, value = override.partition("=")
+            if override_key(override) == "seed" and value.lstrip("-").isdigit():
                 return int(value)
         return None
 
@@ -154,7 +155,24 @@ def load_run(folder: Path, label: str) -> RunRecord:
             _run_thresholds(folder), num_classes,
         )  # fmt: skip
         summary = {**summary, **diagnosis.to_summary()}
-    return RunRecord(folder, label, summary, read_overrides(folder), read_job_num(folder))
+    overrides, job_num = read_overrides(folder), read_job_num(folder)
+    study_run = _enclosing_run(folder) if overrides is None else None
+    if study_run is not None:
+        # A step of a study inside a run (experiment=finetune's pretrain/ and scratch/): the
+        # run's settings plus the step's name, so each step forms groups of its own.
+        step = str(summary.get("name") or folder.name)
+        inherited = read_overrides(study_run) or []
+        overrides = [*(o for o in inherited if override_key(o) != "name"), f"name={step}"]
+        job_num = read_job_num(study_run)
+    return RunRecord(folder, label, summary, overrides, job_num)
+
+
+def _enclosing_run(folder: Path) -> Path | None:
+    """The nearest folder above `folder` with its own `.hydra/overrides.yaml`, else None."""
+    for parent in folder.resolve().parents:
+        if (parent / ".hydra" / "overrides.yaml").is_file():
+            return parent
+    return None
 
 
 def load_runs(dirs: list[Path]) -> list[RunRecord]:

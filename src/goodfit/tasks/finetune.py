@@ -26,6 +26,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from goodfit.hydra_ext import hydra_config
+from goodfit.hydra_ext.overrides import override_key
 from goodfit.models.backbone import BACKBONE_FILE, backbone_of, load_backbone
 from goodfit.runtime.atomic import write_json_atomic
 from goodfit.tasks import assemble, train
@@ -80,7 +81,7 @@ def forwarded(overrides: Iterable[str]) -> list[str]:
     task's own `model.num_classes` stays behind."""
     kept = []
     for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
+        key = override_key(override)
         if key == "model.num_classes":
             continue
         group = key.split(".")[0]

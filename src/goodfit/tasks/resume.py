@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from goodfit.hydra_ext import hydra_config
+from goodfit.hydra_ext.overrides import override_key
 from goodfit.runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,6 @@ class ResumedRun:
     cfg: DictConfig  # the run's own config, with the allowed overrides applied
     choices: dict[str, Any]  # its config-group choices (model: mlp_good, …)
     run_dir: Path
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def _saved_overrides(run_dir: Path) -> list[str]:
@@ -52,7 +49,7 @@ def load_resumed_run(cfg: DictConfig, run_dir: Path | None = None,
         raise ConfigError(f"resume={cfg.resume}: not a run folder (no .hydra/config.yaml there)")
     allowed = ("resume", "trust_checkpoint", *RESUME_OVERRIDABLE, *RESUME_DISPLAY)
     changed = [o for o in hydra_config.task_overrides() if o not in _saved_overrides(run_dir)]
-    refused = [_key(o) for o in changed if _key(o) not in allowed]
+    refused = [override_key(o) for o in changed if override_key(o) not in allowed]
     if refused:
         raise ConfigError(
             f"resume={cfg.resume} continues the run in {run_dir} with the config it was started "
@@ -62,7 +59,7 @@ def load_resumed_run(cfg: DictConfig, run_dir: Path | None = None,
     assert isinstance(run_cfg, DictConfig)
     check_saved_config(OmegaConf.to_container(run_cfg), f"resume={run_dir}",
                        bool(cfg.get("trust_checkpoint")))  # fmt: skip
-    for key in {_key(o) for o in changed} - {"resume"}:
+    for key in {override_key(o) for o in changed} - {"resume"}:
         OmegaConf.update(run_cfg, key, OmegaConf.select(cfg, key), force_add=True)
     run_cfg.resume = str(run_dir)
     if OmegaConf.select(run_cfg, "callbacks.optuna_pruning") is not None:
