@@ -103,6 +103,8 @@ def batch_rows(
     variants = [(f"goodfit {path}", [*base, path]) for path in PATHS]
     if args.compile:
         variants.append(("goodfit, model.compile=true", [*base, "model.compile=true"]))
+    # The paired loop trains in 32-true: each variant in that precision is paired with it.
+    paired_sides: dict[str, list[str] | None] = {BARE: None, **dict(variants)}
     if device == "cuda":
         variants.append(("goodfit, bf16-mixed", [*base, "trainer.precision=bf16-mixed"]))
     results: dict[str, list[dict[str, Any]]] = {LOOP: [], BARE: []}
@@ -117,7 +119,6 @@ def batch_rows(
     rows = {label: _row(label, batch_size, result, pooled[LOOP])
             for label, result in pooled.items()}  # fmt: skip
     rows[LOOP].update({"paired": 1.0, "paired CPU": 1.0, "extra CPU µs/step": 0})
-    paired_sides = {BARE: None, **{f"goodfit {path}": [*base, path] for path in PATHS}}
     for label, overrides in paired_sides.items():
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
         out_dir = out_root / f"paired_{slug}_bs{batch_size}"
