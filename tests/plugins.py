@@ -4,6 +4,8 @@ them into train.py by config alone (`module=…`, `+callbacks.x._target_=tests.p
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +67,14 @@ class StepRecorder(L.Callback):
     def _write(self, *args: Any) -> None:
         self.out.write_text(json.dumps({"batch_end_steps": self.batch_end_steps,
                                         "optimizer_steps": self.optimizer_steps}))  # fmt: skip
+
+
+class SignalAtLastValidation(L.Callback):
+    """Sends SIGTERM to its own process at the end of the last epoch's validation: after the
+    last training batch, where no later batch or epoch could notice it. Not in a resumed run."""
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        last_epoch = trainer.current_epoch == trainer.max_epochs - 1
+        first = trainer.global_rank == 0  # as `kill <pid>` reaches one process of several
+        if first and last_epoch and not trainer.sanity_checking and trainer.ckpt_path is None:
+            os.kill(os.getpid(), signal.SIGTERM)

@@ -87,6 +87,23 @@ def test_sigterm_then_resume_equals_uninterrupted(larger_synthetic_dir, uninterr
     assert "Resuming" in (run_dir / "train.log").read_text()
 
 
+def test_a_signal_after_the_last_batch_stops_before_testing(
+    larger_synthetic_dir, uninterrupted, tmp_path
+):
+    run_dir = tmp_path / "late"
+    late = "+callbacks.late._target_=tests.plugins.SignalAtLastValidation"
+    result = run_train(*seven(larger_synthetic_dir), late, f"hydra.run.dir={run_dir}", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 143, output[-3000:]
+    assert "Interrupted by SIGTERM at the end of training" in output
+    assert "test/acc" not in output and not (run_dir / "summary.json").exists()
+    check_resumable(run_dir / "checkpoints" / "last.ckpt")
+    # The saved config names a test's callback, which a resume builds only when trusted; with
+    # training done, the resumed run only tests.
+    run_train(f"resume={run_dir}", "trust_checkpoint=true")
+    assert figures(run_dir) == figures(uninterrupted)
+
+
 def test_two_runs_with_the_same_seed_are_identical(larger_synthetic_dir, uninterrupted, tmp_path):
     run_dir = tmp_path / "again"
     run_train(*seven(larger_synthetic_dir), f"hydra.run.dir={run_dir}")
