@@ -88,3 +88,42 @@ def test_the_checkpoint_callback_keeps_lightnings_state_key(tmp_path):
     ours, theirs = ModelCheckpoint(**settings), LightningCheckpoint(**settings)
     assert ours.state_key == theirs.state_key and ours.state_key is ours.state_key
     assert isinstance(ours, LightningCheckpoint)
+
+
+class FlagExchange:
+    """A DDP strategy's `reduce` between two processes, seen from the first: the other one
+    contributes 0, and `during` runs while the flags are exchanged."""
+
+    root_device = torch.device("cpu")
+
+    def __init__(self, during=lambda: None) -> None:
+        self.during = during
+
+    def reduce(self, tensor: torch.Tensor, reduce_op) -> torch.Tensor:
+        result = tensor.clone()  # max(own, 0): the other process got no signal
+        self.during()
+        return result
+
+
+def test_a_signal_during_the_ddp_flag_exchange_is_kept_for_the_next(tmp_path):
+    """A SIGTERM that lands while the processes exchange their flags is not in that exchange
+    (the other process decided without it) but must not be lost: the next exchange stops all."""
+    import os
+    import signal
+    from types import SimpleNamespace
+
+    from goodfit.callbacks import RunInterrupted, StopOnSignal
+
+    stop = StopOnSignal(tmp_path / "last.ckpt")
+    strategy = FlagExchange(during=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    trainer = SimpleNamespace(world_size=2, strategy=strategy)
+    stop.on_train_start(trainer, None)
+    try:
+        assert stop.agree(trainer) is None  # as the other process's exchange said
+        strategy.during = lambda: None
+        assert stop.agree(trainer) == signal.SIGTERM
+        with pytest.raises(RunInterrupted, match="Interrupted by SIGTERM after step 3"):
+            stop.stop(trainer, "after step 3")
+    finally:
+        stop.on_train_end(trainer, None)
+    assert signal.getsignal(signal.SIGTERM) != stop._handle

@@ -81,15 +81,19 @@ class StopOnSignal(L.Callback):
         self._restore_handlers()
 
     def agree(self, trainer: L.Trainer) -> int | None:
-        """The signal this process or, under DDP, any process received (None: none)."""
-        if trainer is not None and trainer.world_size > 1:
-            import torch
-            from torch.distributed import ReduceOp
+        """The signal this process or, under DDP, any process received (None: none).
 
-            flag = torch.tensor([self.signum or 0], device=trainer.strategy.root_device)
-            flag = trainer.strategy.reduce(flag, reduce_op=ReduceOp.MAX)
-            self.signum = int(flag.item()) or None
-        return self.signum
+        `self.signum` stays this process's own: a signal that lands while the processes
+        exchange their flags is not in this exchange (the others must decide alike), and
+        must not be overwritten by its result, so the next exchange carries it."""
+        if trainer is None or trainer.world_size <= 1:
+            return self.signum
+        import torch
+        from torch.distributed import ReduceOp
+
+        flag = torch.tensor([self.signum or 0], device=trainer.strategy.root_device)
+        flag = trainer.strategy.reduce(flag, reduce_op=ReduceOp.MAX)
+        return int(flag.item()) or None
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
         if self.agree(trainer) is None:
@@ -111,9 +115,10 @@ class StopOnSignal(L.Callback):
     def stop(self, trainer: L.Trainer, where: str) -> None:
         """Raise RunInterrupted if a signal came (to any process); a no-op otherwise. Under
         DDP every process must call it at the same point."""
-        if self.agree(trainer) is None:
+        signum = self.agree(trainer)
+        if signum is None:
             return
-        name = signal.Signals(self.signum).name
+        name = signal.Signals(signum).name
         saved = self.checkpoint_path.is_file()
         message = f"Interrupted by {name} {where}. " + (
             f"Checkpoint: {self.checkpoint_path}. "
@@ -122,4 +127,4 @@ class StopOnSignal(L.Callback):
             else "No checkpoint was written (checkpoints are switched off)."
         )
         log.error("%s", message)
-        raise RunInterrupted(self.signum, message)
+        raise RunInterrupted(signum, message)
