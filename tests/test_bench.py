@@ -109,3 +109,30 @@ def test_bench_refuses_bad_arguments(argv, capsys):
         bench.parse_args(argv)
     assert exit_info.value.code == 2
     assert argv[0] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_every_32_true_variant_is_paired_with_the_loop(device, monkeypatch, tmp_path):
+    """`--compile`'s variant gets a paired ratio like the two paths; bf16-mixed (GPU only) is
+    not paired with the 32-true loop. The measurements are stand-ins: this checks the wiring."""
+    epochs = {"epoch_seconds": [3.0, 2.0], "epoch_cpu_seconds": [6.0, 4.0],
+              "startup_seconds": 1.0, "peak_memory_mb": 1, "n_train": 64}  # fmt: skip
+    paired: list = []
+    monkeypatch.setattr(bench, "measure_loop", lambda *a: epochs)
+    monkeypatch.setattr(bench, "measure_bare", lambda *a: epochs)
+    monkeypatch.setattr(bench, "measure_template", lambda *a: epochs)
+
+    def measure_paired(overrides, *args):
+        paired.append(overrides)
+        return {"paired": 1.5 if overrides is None else 1.2}
+
+    monkeypatch.setattr(bench, "measure_paired", measure_paired)
+    args = bench.parse_args(["--compile", "--repeat", "1", "--epochs", "2"])
+    rows = {row["run"]: row for row in bench.batch_rows(args, ["base"], 32, device, tmp_path)}
+    compiled = rows["goodfit, model.compile=true"]
+    assert (
+        compiled["vs Lightning"] == pytest.approx(0.8) and ["base", "model.compile=true"] in paired
+    )
+    assert len(paired) == 4  # Lightning alone, perf=default, perf=fast, model.compile=true
+    if device == "cuda":
+        assert "paired" not in rows["goodfit, bf16-mixed"]
