@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from goodfit.records.diagnosis import (
     GOOD_FIT,
     OVERFITTING,
+    TOO_SHORT,
     UNDERFITTING,
     UNRELIABLE_VALIDATION,
     Thresholds,
@@ -113,6 +114,19 @@ def test_tiny_validation_set_is_unreliable():
     assert "cannot tell them apart" in text
     # The same curves on a large validation set are a good fit.
     assert diagnose(rows, n_val=20_000).labels == [GOOD_FIT]
+
+
+def test_one_epoch_with_nothing_wrong_is_too_short_to_judge():
+    """One epoch gives no trend: the run is not called a good fit."""
+    d = diagnose(history([0.6], [0.5]), n_val=5000)
+    assert d.labels == [TOO_SHORT] and d.verdict == "too short to judge"
+    assert d.still_falling is None
+    assert any("Only one epoch ran" in r and "2 epochs or more" in r for r in d.reasons)
+    # What one epoch can show is still said: a wide gap, a small validation set.
+    assert diagnose(history([0.3], [0.5]), n_val=5000).labels == [OVERFITTING]
+    assert diagnose(history([0.6], [0.5]), n_val=60).labels == [UNRELIABLE_VALIDATION]
+    # Two epochs give a trend, and with nothing wrong, a good fit.
+    assert diagnose(history([0.6, 0.599], [0.5, 0.499]), n_val=5000).labels == [GOOD_FIT]
 
 
 def test_no_validation_cannot_be_judged():

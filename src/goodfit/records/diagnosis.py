@@ -17,6 +17,8 @@ GOOD_FIT = "good fit"
 OVERFITTING = "overfitting"
 UNDERFITTING = "underfitting"
 UNRELIABLE_VALIDATION = "unreliable validation"
+# One epoch gives no trend: whether the model had more to learn is unknown.
+TOO_SHORT = "too short to judge"
 
 Z_95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
 
@@ -128,6 +130,105 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+class _Findings:
+    """The labels and the sentences behind them, in the order the checks ran."""
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+        self.reasons: list[str] = []
+
+    def add(self, reason: str, label: str | None = None) -> None:
+        if label is not None and label not in self.labels:
+            self.labels.append(label)
+        self.reasons.append(reason)
+
+
+def _check_gap(train: Sequence[float], val: Sequence[float], t: Thresholds,
+               found: _Findings) -> float:  # fmt: skip
+    """The generalization gap (the report's measure of a good fit): final val − train loss."""
+    gap = val[-1] - train[-1]
+    relative_gap = gap / max(abs(train[-1]), 1e-12)
+    text = (f"The final validation loss ({val[-1]:.4f}) is {gap:+.4f} from the final training "
+            f"loss ({train[-1]:.4f}), {_pct(relative_gap)} of it")  # fmt: skip
+    if relative_gap > t.max_relative_gap:
+        found.add(f"{text}: a gap wider than the {_pct(t.max_relative_gap)} allowed.", OVERFITTING)
+    else:
+        found.add(f"{text}: within the {_pct(t.max_relative_gap)} allowed.")
+    return gap
+
+
+def _check_val_minimum(
+    train: Sequence[float], val: Sequence[float], numbers: Sequence[int], t: Thresholds,
+    found: _Findings,
+) -> tuple[int, float]:  # fmt: skip
+    """Did the validation loss turn upwards after its minimum? Its index and the rise after."""
+    best = min(range(len(val)), key=val.__getitem__)
+    rise = (val[-1] - val[best]) / max(abs(val[best]), 1e-12)
+    lowest = f"The validation loss was lowest at epoch {numbers[best]} ({val[best]:.4f})"
+    if best == len(val) - 1:
+        found.add(f"The validation loss was lowest at the last epoch ({numbers[best]}).")
+    elif rise > t.max_val_loss_rise:
+        found.add(f"{lowest} and ended {_pct(rise)} above it, more than the "
+                  f"{_pct(t.max_val_loss_rise)} allowed.", OVERFITTING)  # fmt: skip
+    else:
+        found.add(f"{lowest} and ended only {_pct(rise)} above it "
+                  f"(allowed: {_pct(t.max_val_loss_rise)}).")  # fmt: skip
+    ups = [numbers[i] for i in range(1, len(val))
+           if val[i] > val[i - 1] and train[i] < train[i - 1]]  # fmt: skip
+    if ups and OVERFITTING in found.labels:
+        found.add("The validation loss went up while the training loss went down at epoch"
+                  f"{'s' if len(ups) > 1 else ''} {', '.join(map(str, ups))}.")  # fmt: skip
+    return best, rise
+
+
+def _check_trend(train: Sequence[float], val: Sequence[float], t: Thresholds,
+                 found: _Findings) -> bool | None:  # fmt: skip
+    """Were both losses still falling when training stopped? None after a single epoch."""
+    if len(train) < 2:
+        found.add(
+            "Only one epoch ran, so the trend of the losses is unknown: whether the "
+            "model had more to learn cannot be told. Train 2 epochs or more to judge it."
+        )
+        return None
+    window = min(t.trend_window, len(train) - 1)
+    train_rate = _relative_fall_per_epoch(train, window)
+    val_rate = _relative_fall_per_epoch(val, window)
+    still_falling = train_rate > t.falling_rate and val_rate > t.falling_rate
+    rates = (f"training {_pct(train_rate)} and validation {_pct(val_rate)} per epoch "
+             f"over the last {window} epoch{'s' if window > 1 else ''}")  # fmt: skip
+    if still_falling and min(train_rate, val_rate) > t.underfit_rate:
+        found.add(f"Both losses were still falling fast at the end ({rates}, above the "
+                  f"{_pct(t.underfit_rate)} allowed): the model has more to learn; train "
+                  "longer.", UNDERFITTING)  # fmt: skip
+    elif still_falling:
+        found.add(f"Both losses were still falling at the end ({rates}), but not both faster "
+                  f"than the {_pct(t.underfit_rate)} that counts as underfitting.")  # fmt: skip
+    else:
+        found.add(f"The losses were not both falling at the end ({rates}).")
+    return still_falling
+
+
+def _check_val_width(val_accs: Sequence[float], n_val: int, t: Thresholds,
+                     found: _Findings) -> tuple[float, float] | None:  # fmt: skip
+    """Is the validation set large enough to tell epochs apart? The final accuracy's interval."""
+    if not val_accs:
+        return None
+    val_ci = wilson_interval(val_accs[-1], n_val)
+    width = val_ci[1] - val_ci[0]
+    text = (f"The final validation accuracy {val_accs[-1]:.4f} on {n_val:,} images has a 95% "
+            f"interval of {val_ci[0]:.4f} to {val_ci[1]:.4f} (width {width:.4f})")  # fmt: skip
+    if width <= t.max_val_ci_width:
+        found.add(f"{text}: narrow enough to compare epochs.")
+        return val_ci
+    found.add(f"{text}, wider than the {t.max_val_ci_width:.4f} allowed: differences between "
+              "epochs smaller than that are noise.", UNRELIABLE_VALIDATION)  # fmt: skip
+    if len(val_accs) > 1 and max(val_accs) - min(val_accs) < width:
+        found.add(f"All {len(val_accs)} epochs' validation accuracies ({min(val_accs):.4f} to "
+                  f"{max(val_accs):.4f}) lie within one interval width, so the validation "
+                  "curve cannot tell them apart.")  # fmt: skip
+    return val_ci
+
+
 def diagnose(
     history: Sequence[Mapping[str, Any]],
     n_val: int,
@@ -138,128 +239,34 @@ def diagnose(
 ) -> Diagnosis:
     """Judge a run by its learning curves: `history` holds one entry per epoch with
     `train_loss`, `val_loss` and `val_acc` (as in summary.json). With `num_classes`, a run whose
-    accuracy stays near chance is underfitting whatever its curves look like."""
+    accuracy stays near chance is underfitting whatever its curves look like. A run of one
+    epoch with nothing wrong found is "too short to judge", never a good fit."""
     t = thresholds or Thresholds()
-    labels: list[str] = []
-    reasons: list[str] = []
     test_ci = wilson_interval(test_acc, n_test) if test_acc is not None and n_test else None
     epochs = [
         h for h in history if h.get("val_loss") is not None and h.get("train_loss") is not None
     ]
     if not epochs or n_val <= 0:
-        reasons.append("No validation loss was recorded, so the fit cannot be judged.")
-        return Diagnosis([UNRELIABLE_VALIDATION], reasons, None, None, None, None, None, test_ci)
+        reason = "No validation loss was recorded, so the fit cannot be judged."
+        return Diagnosis([UNRELIABLE_VALIDATION], [reason], None, None, None, None, None, test_ci)
 
     train = [float(h["train_loss"]) for h in epochs]
     val = [float(h["val_loss"]) for h in epochs]
     numbers = [int(h.get("epoch", i + 1)) for i, h in enumerate(epochs)]
-    final_train, final_val = train[-1], val[-1]
-
-    # Generalization gap: the report's measure of a good fit.
-    gap = final_val - final_train
-    relative_gap = gap / max(abs(final_train), 1e-12)
-    gap_text = (
-        f"The final validation loss ({final_val:.4f}) is {gap:+.4f} from the final training loss "
-        f"({final_train:.4f}), {_pct(relative_gap)} of it"
-    )
-    if relative_gap > t.max_relative_gap:
-        labels.append(OVERFITTING)
-        reasons.append(f"{gap_text}: a gap wider than the {_pct(t.max_relative_gap)} allowed.")
-    else:
-        reasons.append(f"{gap_text}: within the {_pct(t.max_relative_gap)} allowed.")
-
-    # Did the validation loss turn upwards after its minimum?
-    best = min(range(len(val)), key=val.__getitem__)
-    rise = (final_val - val[best]) / max(abs(val[best]), 1e-12)
-    if best == len(val) - 1:
-        reasons.append(f"The validation loss was lowest at the last epoch ({numbers[best]}).")
-    elif rise > t.max_val_loss_rise:
-        if OVERFITTING not in labels:
-            labels.append(OVERFITTING)
-        reasons.append(
-            f"The validation loss was lowest at epoch {numbers[best]} ({val[best]:.4f}) and ended "
-            f"{_pct(rise)} above it, more than the {_pct(t.max_val_loss_rise)} allowed."
-        )
-    else:
-        reasons.append(
-            f"The validation loss was lowest at epoch {numbers[best]} ({val[best]:.4f}) and ended "
-            f"only {_pct(rise)} above it (allowed: {_pct(t.max_val_loss_rise)})."
-        )
-    ups = [
-        numbers[i] for i in range(1, len(val)) if val[i] > val[i - 1] and train[i] < train[i - 1]
-    ]
-    if ups and OVERFITTING in labels:
-        reasons.append(
-            "The validation loss went up while the training loss went down at epoch"
-            f"{'s' if len(ups) > 1 else ''} {', '.join(map(str, ups))}."
-        )
-
-    # Were both losses still falling when training stopped?
-    still_falling: bool | None = None
-    if len(train) < 2:
-        reasons.append("Only one epoch ran, so the trend of the losses is unknown.")
-    else:
-        window = min(t.trend_window, len(train) - 1)
-        train_rate = _relative_fall_per_epoch(train, window)
-        val_rate = _relative_fall_per_epoch(val, window)
-        still_falling = train_rate > t.falling_rate and val_rate > t.falling_rate
-        rates = (
-            f"training {_pct(train_rate)} and validation {_pct(val_rate)} per epoch "
-            f"over the last {window} epoch{'s' if window > 1 else ''}"
-        )
-        if still_falling and min(train_rate, val_rate) > t.underfit_rate:
-            labels.append(UNDERFITTING)
-            reasons.append(
-                f"Both losses were still falling fast at the end ({rates}, above the "
-                f"{_pct(t.underfit_rate)} allowed): the model has more to learn; train longer."
-            )
-        elif still_falling:
-            reasons.append(
-                f"Both losses were still falling at the end ({rates}), but not both faster "
-                f"than the {_pct(t.underfit_rate)} that counts as underfitting."
-            )
-        else:
-            reasons.append(f"The losses were not both falling at the end ({rates}).")
-
-    # Is the validation set large enough to tell epochs apart?
+    found = _Findings()
+    gap = _check_gap(train, val, t, found)
+    best, rise = _check_val_minimum(train, val, numbers, t, found)
+    still_falling = _check_trend(train, val, t, found)
     val_accs = [float(h["val_acc"]) for h in epochs if h.get("val_acc") is not None]
-    val_ci = wilson_interval(val_accs[-1], n_val) if val_accs else None
-    if val_ci is not None:
-        width = val_ci[1] - val_ci[0]
-        ci_text = (
-            f"The final validation accuracy {val_accs[-1]:.4f} on {n_val:,} images has a 95% "
-            f"interval of {val_ci[0]:.4f} to {val_ci[1]:.4f} (width {width:.4f})"
-        )
-        if width > t.max_val_ci_width:
-            labels.append(UNRELIABLE_VALIDATION)
-            spread = max(val_accs) - min(val_accs)
-            reasons.append(
-                f"{ci_text}, wider than the {t.max_val_ci_width:.4f} allowed: differences "
-                "between epochs smaller than that are noise."
-            )
-            if len(val_accs) > 1 and spread < width:
-                reasons.append(
-                    f"All {len(val_accs)} epochs' validation accuracies ({min(val_accs):.4f} to "
-                    f"{max(val_accs):.4f}) lie within one interval width, so the validation "
-                    "curve cannot tell them apart."
-                )
-        else:
-            reasons.append(f"{ci_text}: narrow enough to compare epochs.")
-
+    val_ci = _check_val_width(val_accs, n_val, t, found)
     near_chance = _near_chance(val_accs, test_acc, num_classes, t.chance_margin)
-    if near_chance:
-        if UNDERFITTING not in labels:
-            labels.insert(0, UNDERFITTING)
-        reasons.insert(0, near_chance)
-    if not labels:
-        labels.append(GOOD_FIT)
-    return Diagnosis(
-        labels=labels,
-        reasons=reasons,
-        generalization_gap=gap,
-        best_val_loss_epoch=numbers[best],
-        val_loss_rise=rise,
-        still_falling=still_falling,
-        val_acc_ci95=val_ci,
-        test_acc_ci95=test_ci,
-    )
+    if near_chance:  # the first thing to say: nothing else matters while it does not learn
+        if UNDERFITTING not in found.labels:
+            found.labels.insert(0, UNDERFITTING)
+        found.reasons.insert(0, near_chance)
+    if not found.labels:
+        found.labels.append(GOOD_FIT if still_falling is not None else TOO_SHORT)
+    return Diagnosis(found.labels, found.reasons, generalization_gap=gap,
+                     best_val_loss_epoch=numbers[best], val_loss_rise=rise,
+                     still_falling=still_falling, val_acc_ci95=val_ci,
+                     test_acc_ci95=test_ci)  # fmt: skip
