@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from goodfit.models import MLP, build_network
+from goodfit.runtime.errors import ConfigError
 
 
 def count(net: torch.nn.Module) -> int:
@@ -46,6 +49,22 @@ def test_glorot_init_zero_biases():
 def test_bad_arguments_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         MLP(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("model=mlp_good", "model.hidden=[784,0]"), "model.hidden=[784, 0]: must be a list of "),
+        (("model=mlp_good", "model.hidden=100"), "model.hidden=100: must be a list of integers"),
+        (("model=cnn", "model.channels=[32,-1]"), "model.channels=[32, -1]: must be a list"),
+        (("model=cnn", "model.hidden=0"), "model.hidden=0: must be an integer >= 1"),
+        (("model=resnet", "model.widths=[]"), "model.widths=[]: needs at least 1"),
+    ],  # fmt: skip
+)
+def test_layer_sizes_below_one_are_refused_by_key(compose, overrides, message):
+    """torch builds a layer of 0 units without a word; the run would then learn nothing."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_network(compose(*overrides).model)
 
 
 def test_compile_option_keeps_state_dict_keys(compose, monkeypatch):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from goodfit.lit.metrics import StageMetrics
+from goodfit.lit.schedules import rehearse_schedule
 from goodfit.lit.test_evaluation import TestEvaluation, TestResults
 from goodfit.runtime.timing import process_start_time
 
@@ -175,19 +177,25 @@ class Classifier(L.LightningModule):
         factory = self.scheduler_config["factory"]
         kwargs = {}
         # OneCycleLR-style schedulers with total_steps=null get the run's real step count.
+        # The schedule is rehearsed first: a value it cannot run with fails now, by name.
         if (
             isinstance(factory, functools.partial)
             and factory.keywords.get("total_steps", 0) is None
         ):
             kwargs["total_steps"] = int(self._total_optimizer_steps())
-        config = {
-            "scheduler": factory(optimizer, **kwargs),
-            "interval": self.scheduler_config.get("interval", "epoch"),
-            "frequency": self.scheduler_config.get("frequency", 1),
-        }
+        interval = self.scheduler_config.get("interval", "epoch")
+        frequency = self.scheduler_config.get("frequency", 1)
+        steps = self._total_optimizer_steps() if interval == "step" else self._max_epochs()
+        rehearse_schedule(factory, self.optimizer_factory, steps / max(1, frequency), **kwargs)
+        config = {"scheduler": factory(optimizer, **kwargs), "interval": interval,
+                  "frequency": frequency}  # fmt: skip
         if self.fast_steps is None:  # with goodfit's own steps, epoch_end passes the monitor
             config["monitor"] = self.scheduler_config.get("monitor", "val/loss")
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def _max_epochs(self) -> float:
+        epochs = self.trainer.max_epochs
+        return math.inf if epochs is None or epochs < 0 else epochs
 
     def _total_optimizer_steps(self) -> int | float:
         if self.fast_steps is not None:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from goodfit.models.sizes import check_sizes
+
 
 class CNN(nn.Module):
     """Few layers and filters, ReLU: [Conv 3×3 → ReLU → Conv 3×3 → ReLU → MaxPool] per width,
@@ -30,6 +32,9 @@ class CNN(nn.Module):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"model.dropout={dropout}: must be in [0, 1)")
+        channels = check_sizes("channels", channels)
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+            raise ValueError(f"model.hidden={hidden!r}: must be an integer >= 1")
         height = height or image_size or 28
         width = width or image_size or height
         shrink = 2 ** len(channels)
@@ -99,6 +104,7 @@ class ResNet(nn.Module):
         super().__init__()
         if blocks < 1:
             raise ValueError(f"model.blocks={blocks}: must be >= 1")
+        widths = check_sizes("widths", widths, at_least=1)
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
             nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True),

@@ -7,6 +7,8 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from goodfit.models.sizes import check_sizes
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,
@@ -43,7 +45,7 @@ class MLP(nn.Module):
             raise ValueError(f"model.init={init!r}: must be 'glorot' or 'torch'")
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
-        for size in hidden:
+        for size in check_sizes("hidden", hidden):
             layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
