@@ -110,3 +110,17 @@ def test_a_run_with_an_impossible_schedule_stops_before_its_first_epoch(tmp_path
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["epochs_run"] == 0
     assert not (run_dir / "checkpoints").exists() or not any((run_dir / "checkpoints").iterdir())
+
+
+def test_one_cycle_without_total_steps_needs_a_run_of_known_length(monkeypatch):
+    from goodfit.lit.classifier import Classifier
+
+    factory = functools.partial(lr_scheduler.OneCycleLR, max_lr=0.1, total_steps=None)
+    scheduler = {"factory": factory, "interval": "step"}
+    module = Classifier(torch.nn.Linear(4, 2), SGD, scheduler, class_names=("a", "b"))
+    monkeypatch.setattr(Classifier, "_total_optimizer_steps", lambda self: math.inf)
+    with pytest.raises(ConfigError, match=r"total_steps=null needs a run of known length"):
+        module.configure_optimizers()
+    monkeypatch.setattr(Classifier, "_total_optimizer_steps", lambda self: 40)
+    scheduler = module.configure_optimizers()["lr_scheduler"]["scheduler"]
+    assert scheduler.total_steps == 40

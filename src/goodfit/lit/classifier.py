@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from goodfit.lit.metrics import StageMetrics
 from goodfit.lit.schedules import rehearse_schedule
 from goodfit.lit.test_evaluation import TestEvaluation, TestResults
+from goodfit.runtime.errors import ConfigError
 from goodfit.runtime.timing import process_start_time
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -182,7 +183,12 @@ class Classifier(L.LightningModule):
             isinstance(factory, functools.partial)
             and factory.keywords.get("total_steps", 0) is None
         ):
-            kwargs["total_steps"] = int(self._total_optimizer_steps())
+            total = self._total_optimizer_steps()
+            if not math.isfinite(total):
+                raise ConfigError("scheduler.factory.total_steps=null needs a run of known "
+                                  "length: set trainer.max_epochs (or trainer.max_steps), or "
+                                  "give total_steps")  # fmt: skip
+            kwargs["total_steps"] = int(total)
         interval = self.scheduler_config.get("interval", "epoch")
         frequency = self.scheduler_config.get("frequency", 1)
         steps = self._total_optimizer_steps() if interval == "step" else self._max_epochs()
