@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from goodfit.hydra_ext.key_hints import quoting_hints
+
 from .conftest import run_train, synthetic_overrides
 
 
@@ -76,6 +78,25 @@ def test_misspelled_key_of_an_experiment(tmp_path):
     )
     assert result.returncode != 0
     assert "did you mean optimizer.alpha?" in result.stderr
+
+
+def test_a_sweep_job_folder_unquoted_gets_the_quoted_form(tmp_path):
+    """Hydra's grammar refuses an unquoted '=' in a value (a sweep job's folder) without
+    naming it; the hint names the key and gives the form that parses, which does."""
+    job = tmp_path / "sweep" / "optimizer=sgd"
+    result = run_train(f"resume={job}", check=False)
+    assert result.returncode == 1
+    quoted = f"resume='{job}'"
+    assert f"resume: a value that holds '=' must be quoted for Hydra; type \"{quoted}\"" in (
+        result.stderr
+    )
+    result = run_train(quoted, check=False)  # Hydra takes it; goodfit looks for the folder
+    assert result.returncode == 2
+    assert f"resume={job}: not a run folder" in result.stdout + result.stderr
+    assert quoting_hints(["optimizer=sgd", "-m", "x='a=b'", "hydra.run.dir=a/b=c"]) == [
+        "hydra.run.dir: a value that holds '=' must be quoted for Hydra; type "
+        "\"hydra.run.dir='a/b=c'\" (with both kinds of quotes)"
+    ]
 
 
 def test_diverging_job_fails_and_the_other_jobs_go_on(synthetic_dir, tmp_path):

@@ -1,8 +1,11 @@
-"""A misspelled key on the command line gets the nearest valid name.
+"""A misspelled key on the command line gets the nearest valid name; a path holding `=` gets
+the quoting it needs.
 
 Hydra refuses an unknown key (`trainer.max_epoch=3`) but only suggests appending it with `+`.
 When Hydra has refused the command line, `hint_unknown_keys` composes the config the command
-line selects and names, for each unknown key, the closest existing one.
+line selects and names, for each unknown key, the closest existing one. Hydra also refuses a
+value holding `=` unquoted (`ckpt_path=logs/multiruns/<sweep>/optimizer=sgd`: a sweep job's
+folder) with a grammar error that names neither; the hint shows the quoted form.
 """
 
 from __future__ import annotations
@@ -81,6 +84,25 @@ def unknown_key_hints(config_dir: Path, config_name: str, args: Sequence[str]) -
     return hints
 
 
+def quoting_hints(args: Sequence[str]) -> list[str]:
+    """One line per command-line override Hydra cannot parse because its value holds an
+    unquoted `=`, with the quoted form to type instead."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    hints = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if arg.startswith("-") or not sep or "=" not in value or value[:1] in "'\"":
+            continue
+        try:
+            parser.parse_overrides([arg])
+        except Exception:  # Hydra's grammar error; the quoted form parses
+            hints.append(f"{key}: a value that holds '=' must be quoted for Hydra; type "
+                         f"\"{key}='{value}'\" (with both kinds of quotes)")  # fmt: skip
+    return hints
+
+
 @contextmanager
 def hint_unknown_keys(config_dir: Path, config_name: str) -> Iterator[None]:
     """When Hydra refuses the command line, add the nearest valid name of each unknown key."""
@@ -88,6 +110,7 @@ def hint_unknown_keys(config_dir: Path, config_name: str) -> Iterator[None]:
         yield
     except SystemExit as exit_:
         if exit_.code == HYDRA_ERROR_STATUS:
-            for hint in unknown_key_hints(config_dir, config_name, sys.argv[1:]):
+            args = sys.argv[1:]
+            for hint in quoting_hints(args) + unknown_key_hints(config_dir, config_name, args):
                 print(hint, file=sys.stderr)
         raise
