@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -70,7 +72,25 @@ def _check_batch_size(datamodule: Any) -> None:
         )
 
 
+def check_optimizer(cfg: DictConfig) -> None:
+    """Build the `optimizer` group's partial on a stand-in parameter: torch checks its values
+    (betas, momentum, weight decay, unknown arguments) only when the optimizer is built, which
+    Lightning does once fit has started."""
+    if cfg.get("optimizer") is None:
+        return
+    with user_errors_of("optimizer"):
+        factory = instantiate(cfg.optimizer)
+    if not callable(factory):  # not a partial: the module builds it its own way
+        return
+    try:
+        factory([nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError) as err:
+        target = cfg.optimizer.get("_target_")
+        raise ConfigError(f"optimizer ({target}) refuses its values: {err}") from None
+
+
 def prepare(cfg: DictConfig) -> Prepared:
+    check_optimizer(cfg)
     datamodule = build_datamodule(cfg)
     return Prepared(datamodule, build_network(cfg.model))
 
@@ -119,11 +139,23 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any],
         overrides.setdefault("profiler", NoProfiler())
     run_config = OmegaConf.to_container(cfg, resolve=True)
     factory = instantiate(cfg.trainer, _partial_=True)
-    return factory(
-        callbacks=callbacks,
-        logger=loggers or False,
-        enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
-        enable_progress_bar=any(isinstance(cb, ProgressBar) for cb in callbacks),
-        plugins=[RunCheckpointIO(run_config)],
-        **overrides,
-    )
+    try:
+        return factory(
+            callbacks=callbacks,
+            logger=loggers or False,
+            enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
+            enable_progress_bar=any(isinstance(cb, ProgressBar) for cb in callbacks),
+            plugins=[RunCheckpointIO(run_config)],
+            **overrides,
+        )
+    except MisconfigurationException as err:  # no such device here, an unknown strategy, …
+        settings = ", ".join(f"{k}={cfg.trainer.get(k)}" for k in ("accelerator", "devices"))
+        raise ConfigError(f"trainer ({settings}): Lightning refuses it on this machine: {err}"
+                          f"{_device_hint(cfg)}") from None  # fmt: skip
+
+
+def _device_hint(cfg: DictConfig) -> str:
+    if str(cfg.trainer.get("accelerator")) in ("gpu", "cuda") and not torch.cuda.is_available():
+        return ("; this machine has no CUDA GPU that torch can use: trainer=default takes a GPU "
+                "when there is one, trainer=cpu runs on the CPU")  # fmt: skip
+    return ""

@@ -1,0 +1,49 @@
+"""Values torch or Lightning would refuse only once fit has started (optimizer arguments) or
+with a bare exception (a device the machine lacks) are refused as the run's parts are built,
+naming the group."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from goodfit.runtime.errors import ConfigError
+from goodfit.tasks.assemble import check_optimizer
+
+from .conftest import run_train
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ("optimizer=adam", "optimizer.betas=[2,0.9]"),
+            r"optimizer \(torch\.optim\.Adam\) refuses its values: Invalid beta parameter",
+        ),
+        (
+            ("optimizer=sgd_momentum", "optimizer.momentum=-1"),
+            r"optimizer \(torch\.optim\.SGD\) refuses its values: Invalid momentum value: -1",
+        ),
+        (("optimizer.weight_decay=-1",), r"Invalid weight_decay value: -1"),
+        (("+optimizer.bogus=1",), r"unexpected keyword argument 'bogus'"),
+    ],  # fmt: skip
+)
+def test_optimizer_values_torch_refuses_are_named_before_any_work(compose, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        check_optimizer(compose(*overrides))
+
+
+@pytest.mark.parametrize("choice", ["sgd", "sgd_momentum", "sgd_nesterov", "rmsprop", "adam",
+                                    "adamw"])  # fmt: skip
+def test_every_shipped_optimizer_passes(compose, choice):
+    check_optimizer(compose(f"optimizer={choice}"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_a_gpu_trainer_without_a_gpu_is_a_config_error(tmp_path):
+    result = run_train("trainer=gpu", f"hydra.run.dir={tmp_path / 'run'}", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert "trainer (accelerator=gpu, devices=1): Lightning refuses it on this machine" in output
+    assert "no CUDA GPU that torch can use" in output and "Traceback" not in output
+    assert not (tmp_path / "run" / "checkpoints").exists()
