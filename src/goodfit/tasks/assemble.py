@@ -45,6 +45,14 @@ def quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
     # goodfit's own callbacks restore their state from the checkpoint when they are present.
     warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
+    # Lightning advertises a cloud logger at every Trainer; it says nothing about the run.
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _drop_advert not in rank_zero.filters:  # once per process, however many runs
+        rank_zero.addFilter(_drop_advert)
+
+
+def _drop_advert(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip:")
 
 
 def build_datamodule(cfg: DictConfig) -> Any:
