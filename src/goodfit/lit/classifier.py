@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from goodfit.lit.metrics import StageMetrics
-from goodfit.lit.schedules import rehearse_schedule
+from goodfit.lit.rehearsal import rehearse_schedule
 from goodfit.lit.test_evaluation import TestEvaluation, TestResults
 from goodfit.runtime.errors import ConfigError
 from goodfit.runtime.timing import process_start_time

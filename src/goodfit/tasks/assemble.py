@@ -17,6 +17,7 @@ from torch import nn
 
 from goodfit.data.contract import check_contract, data_facts
 from goodfit.hydra_ext.resolvers import publish_data_facts
+from goodfit.lit.rehearsal import rehearse_optimizer
 from goodfit.models import build_network
 from goodfit.runtime.checkpoint_io import RunCheckpointIO
 from goodfit.runtime.errors import ConfigError, user_errors_of
@@ -81,20 +82,14 @@ def _check_batch_size(datamodule: Any) -> None:
 
 
 def check_optimizer(cfg: DictConfig) -> None:
-    """Build the `optimizer` group's partial on a stand-in parameter: torch checks its values
-    (betas, momentum, weight decay, unknown arguments) only when the optimizer is built, which
-    Lightning does once fit has started."""
+    """The `optimizer` group's values, tried on a stand-in parameter before any work (torch
+    checks them only when the optimizer is built, once fit has started)."""
     if cfg.get("optimizer") is None:
         return
     with user_errors_of("optimizer"):
         factory = instantiate(cfg.optimizer)
-    if not callable(factory):  # not a partial: the module builds it its own way
-        return
-    try:
-        factory([nn.Parameter(torch.zeros(1))])
-    except (ValueError, TypeError) as err:
-        target = cfg.optimizer.get("_target_")
-        raise ConfigError(f"optimizer ({target}) refuses its values: {err}") from None
+    if callable(factory):  # a partial; anything else the module builds its own way
+        rehearse_optimizer(factory, target=cfg.optimizer.get("_target_"))
 
 
 def prepare(cfg: DictConfig) -> Prepared:

@@ -1,12 +1,17 @@
-"""A rehearsal of the learning-rate schedule before training starts.
+"""Rehearsals of the optimizer and the learning-rate schedule on a stand-in parameter, before
+training starts.
 
-Several of torch's schedulers accept values they cannot run with and fail only when stepped:
-`CosineAnnealingLR(T_max=0)` and `StepLR(step_size=0)` divide by zero at their first step, after
-the first epoch's work; `OneCycleLR` with too few `total_steps` fails when the run outlives it,
-near the end; a negative `eta_min` gives negative learning rates that no one reports. Stepping a
-copy of the schedule on a stand-in parameter, as many times as the run will, turns each into an
-error naming the key before any training. No library checks a schedule this way (torch checks
-only the constructor's arguments), hence this module.
+torch checks an optimizer's values (betas, momentum, weight decay, its arguments) only when it
+is built, which Lightning does once fit has started; building it on a stand-in first names the
+`optimizer` group before any work. Several of torch's schedulers accept values they cannot run
+with and fail only when stepped: `CosineAnnealingLR(T_max=0)` and `StepLR(step_size=0)` divide
+by zero at their first step, after the first epoch's work; `OneCycleLR` with too few
+`total_steps` fails when the run outlives it, near the end; a negative `eta_min` gives negative
+learning rates that no one reports. Stepping a copy of the schedule on the stand-in, as many
+times as the run will, turns each into an error naming the key before any training. No library
+checks a schedule this way (torch checks only the constructor's arguments), hence this module.
+
+The stand-in is a 2×2 matrix: some optimizers take only matrices (torch's Muon).
 """
 
 from __future__ import annotations
@@ -20,9 +25,25 @@ import torch
 
 from goodfit.runtime.errors import ConfigError
 
-# A schedule is rehearsed for at most this many steps: about a second or two on a slow CPU.
+# A schedule is rehearsed for at most this many steps (50,000 cosine steps: ~0.1 s on 2 cores).
 # Longer runs (or max_epochs=-1) are rehearsed for their first REHEARSAL_LIMIT steps.
 REHEARSAL_LIMIT = 50_000
+
+
+OptimizerFactory = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
+
+
+def rehearse_optimizer(
+    optimizer_factory: OptimizerFactory, key: str = "optimizer", target: str | None = None
+) -> Any:
+    """Build the optimizer on a stand-in parameter; a ConfigError naming `key` when torch
+    refuses its values (ValueError) or its arguments (TypeError). `target`: the class as the
+    config names it (default: where the class is defined)."""
+    try:
+        return optimizer_factory([torch.nn.Parameter(torch.zeros(2, 2))])
+    except (ValueError, TypeError) as err:
+        name = target or _target_name(optimizer_factory)
+        raise ConfigError(f"{key} ({name}) refuses its values: {err}") from None
 
 
 def _target_name(factory: Callable[..., Any]) -> str:
@@ -47,7 +68,7 @@ def _bad_learning_rate(optimizer: torch.optim.Optimizer) -> float | None:
 
 def rehearse_schedule(
     factory: Callable[..., Any],
-    optimizer_factory: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer],
+    optimizer_factory: OptimizerFactory,
     steps: float,
     key: str = "scheduler.factory",
     **kwargs: Any,
@@ -56,7 +77,7 @@ def rehearse_schedule(
     `optimizer_factory` and step it `steps` times (the run's scheduler steps; at most
     REHEARSAL_LIMIT). Raise ConfigError naming `key` when it fails or gives a learning rate
     that is negative or not finite. The run's own optimizer and schedule are not touched."""
-    optimizer = optimizer_factory([torch.nn.Parameter(torch.zeros(1))])
+    optimizer = rehearse_optimizer(optimizer_factory)
     target = _target_name(factory)
     total = int(min(steps, REHEARSAL_LIMIT)) if math.isfinite(steps) else REHEARSAL_LIMIT
     done = 0

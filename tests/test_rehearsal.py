@@ -1,6 +1,6 @@
-"""The rehearsal of a learning-rate schedule: values a scheduler cannot run with fail before
+"""The rehearsals on a stand-in parameter: values a scheduler cannot run with fail before
 training, naming the key; the run's schedule is untouched; a real run stops before its first
-epoch."""
+epoch; an optimizer that takes only matrices still passes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.optim import lr_scheduler
 
-import goodfit.lit.schedules as schedules
-from goodfit.lit.schedules import rehearse_schedule
+import goodfit.lit.rehearsal as rehearsal
+from goodfit.lit.rehearsal import rehearse_optimizer, rehearse_schedule
 from goodfit.runtime.errors import ConfigError
 
 from .conftest import run_train
@@ -81,12 +81,12 @@ def test_a_schedule_that_runs_passes_and_leaves_the_run_alone(factory, steps, kw
         return SGD(params)
 
     rehearse_schedule(factory, optimizer_factory, steps, **kwargs)
-    assert len(stand_ins) == 1 and all(p.shape == (1,) for p in stand_ins[0])
+    assert len(stand_ins) == 1 and all(p.shape == (2, 2) for p in stand_ins[0])
     assert optimizer.param_groups[0]["lr"] == 0.1 and "initial_lr" not in optimizer.param_groups[0]
 
 
 def test_a_long_or_endless_run_is_rehearsed_up_to_the_limit(monkeypatch):
-    monkeypatch.setattr(schedules, "REHEARSAL_LIMIT", 30)
+    monkeypatch.setattr(rehearsal, "REHEARSAL_LIMIT", 30)
     seen = []
     factory = functools.partial(lr_scheduler.LambdaLR, lr_lambda=lambda e: seen.append(e) or 1.0)
     for steps in (math.inf, 1e12):
@@ -124,3 +124,12 @@ def test_one_cycle_without_total_steps_needs_a_run_of_known_length(monkeypatch):
     monkeypatch.setattr(Classifier, "_total_optimizer_steps", lambda self: 40)
     scheduler = module.configure_optimizers()["lr_scheduler"]["scheduler"]
     assert scheduler.total_steps == 40
+
+
+def test_an_optimizer_of_matrices_only_passes_and_bad_values_fail_by_key():
+    muon = functools.partial(torch.optim.Muon, lr=0.02)
+    assert isinstance(rehearse_optimizer(muon), torch.optim.Muon)
+    rehearse_schedule(functools.partial(lr_scheduler.StepLR, step_size=2), muon, 6)
+    with pytest.raises(ConfigError, match=r"^optimizer \(torch\.optim\.\w*\.?Muon\) refuses "
+                       r"its values: .*momentum"):  # fmt: skip
+        rehearse_optimizer(functools.partial(torch.optim.Muon, lr=0.02, momentum=-1.0))
