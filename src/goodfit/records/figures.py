@@ -25,11 +25,11 @@ TEST_ACCURACIES = "test_accuracies.png"
 DPI = 100
 
 
-def _figure(width: float, height: float) -> Figure:
+def _figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -106,9 +106,16 @@ def misclassified_grid(
     """Misclassified test images, each titled with its true and predicted class."""
     count = len(labels)
     rows = max(1, -(-count // columns))
-    fig = _figure(2 * columns, 2.3 * rows + 0.5)
-    fig.suptitle(f"Misclassified test images (first {count}): true → predicted")
+    height = 2.3 * rows + 0.9
+    # A fixed layout: the constrained one solves for 25 axes (1.3 s against 0.6 to 0.8 s, side
+    # by side on 2 cores), and these axes are all alike.
+    fig = _figure(2 * columns, height, layout=None)
+    fig.suptitle(
+        f"Misclassified test images (first {count}): true → predicted", y=1 - 0.15 / height
+    )
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.95 / height, wspace=0.05,
+                        hspace=0.25)  # fmt: skip
     for k, ax in enumerate(axes):
         ax.set_axis_off()
         if k < count:
@@ -116,7 +123,7 @@ def misclassified_grid(
             true, pred = class_names[int(labels[k])], class_names[int(preds[k])]
             ax.set_title(f"{true}\n→ {pred}", fontsize=9)
     if count == 0:
-        axes[0].text(0.5, 0.5, "none: every test image was classified correctly", ha="center")
+        fig.text(0.5, 0.5, "none: every test image was classified correctly", ha="center")
     return _save(fig, path)
 
 
