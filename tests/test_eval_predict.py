@@ -55,6 +55,17 @@ def test_eval_refuses_a_missing_checkpoint(tmp_path):
     assert "none.ckpt: no such checkpoint file or run folder" in result.stdout + result.stderr
 
 
+def test_eval_without_a_checkpoint_says_what_to_type():
+    result = subprocess.run([sys.executable, str(ROOT / "eval.py")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-2000:]
+    assert "ckpt_path has no value and is required: give it on the command line (ckpt_path=…)" in (
+        output
+    )
+    assert "Traceback" not in output
+
+
 def test_predict_classifies_images_and_reports_a_broken_one(trained, tmp_path, capsys):
     labels = np.array([7, 1])  # Sneaker, Trouser: the synthetic classes' templates
     images = make_images(labels, seed=3)

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from omegaconf.errors import MissingMandatoryValue
+
 from goodfit.hydra_ext.hydra_config import in_multirun
 from goodfit.runtime.errors import EXIT_USER_ERROR, UserError
 
@@ -21,10 +23,17 @@ def report_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return task(*args, **kwargs)
-        except UserError as err:
-            log.error("%s", err)  # one line, in the console and in the run's train.log
+        except (UserError, MissingMandatoryValue) as err:
+            # One line, in the console and in the run's train.log.
+            log.error("%s", err if isinstance(err, UserError) else _missing_value(err))
             if in_multirun():
                 raise
             raise SystemExit(EXIT_USER_ERROR) from None
 
     return wrapper
+
+
+def _missing_value(err: MissingMandatoryValue) -> str:
+    """A `???` of the config left unset, said as what to type."""
+    return (f"{err.full_key} has no value and is required: give it on the command line "
+            f"({err.full_key}=…)")  # fmt: skip
