@@ -93,7 +93,6 @@ def check_optimizer(cfg: DictConfig) -> None:
 
 
 def prepare(cfg: DictConfig) -> Prepared:
-    check_optimizer(cfg)
     datamodule = build_datamodule(cfg)
     return Prepared(datamodule, build_network(cfg.model))
 

@@ -23,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.overrides import override_key
+from goodfit.lit.rehearsal import rehearse_optimizer
 from goodfit.models.backbone import BACKBONE_FILE, backbone_of, load_backbone
 from goodfit.runtime.atomic import write_json_atomic
+from goodfit.runtime.errors import ConfigError
 from goodfit.tasks import assemble, train
 from goodfit.tasks.feature_head import train_head
 
@@ -193,6 +196,27 @@ def scratch_test_acc(cfg: DictConfig, choices: dict[str, Any], run_dir: Path) ->
     return float(train.run(scratch_config(cfg, folder), choices)["test_acc"])
 
 
+def check_steps(cfg: DictConfig, run_dir: Path) -> None:
+    """Every step's config checked before the first step trains: a bad value in the fine-tuning
+    run or the from-scratch one would otherwise surface after minutes of pretraining."""
+    train.preflight(cfg)
+    head_optimizer = (cfg.transfer.get("head") or {}).get("optimizer")
+    if head_optimizer is not None:
+        rehearse_optimizer(instantiate(head_optimizer), "transfer.head.optimizer",
+                           head_optimizer.get("_target_"))  # fmt: skip
+    steps = []  # in the order the study runs them
+    if not (cfg.transfer.get("backbone_path") or cfg.model.get("weights_path")):
+        steps.append(("the pretraining run (experiment=pretrain with transfer.pretrain)",
+                      lambda: pretrain_config(cfg, run_dir / "pretrain")[0]))  # fmt: skip
+    steps.append(("the from-scratch run (transfer.scratch merged over this config)",
+                  lambda: scratch_config(cfg, run_dir / "scratch")))  # fmt: skip
+    for step, step_config in steps:
+        try:
+            train.preflight(step_config())
+        except ConfigError as err:
+            raise ConfigError(f"In {step}: {err}") from None
+
+
 def run(cfg: DictConfig, choices: dict[str, Any] | None = None, *,
         resuming: bool = False) -> dict[str, Any]:  # fmt: skip
     """The whole study in one run folder: pretrain (unless a backbone is given), the head on
@@ -201,6 +225,7 @@ def run(cfg: DictConfig, choices: dict[str, Any] | None = None, *,
     run_dir = Path(cfg.paths.output_dir)
     if not resuming:
         train.check_run_dir_unused(run_dir)
+    check_steps(cfg, run_dir)
     backbone_path, record = pretrained_backbone(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     prepared = assemble.prepare(cfg)  # after pretraining, which published its own data facts

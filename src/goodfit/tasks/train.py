@@ -42,6 +42,15 @@ def check_run_dir_unused(run_dir: Path) -> None:
         )
 
 
+def preflight(cfg: DictConfig) -> Thresholds:
+    """The checks that need no data, before any work: the config's values, the fit-diagnosis
+    thresholds (returned) and the optimizer's values."""
+    validate(cfg)
+    thresholds = Thresholds.from_mapping(cfg.get("diagnosis"))
+    assemble.check_optimizer(cfg)
+    return thresholds
+
+
 def run(
     cfg: DictConfig,
     choices: dict[str, Any] | None = None,
@@ -56,8 +65,7 @@ def run(
     `resuming` continues the run in its folder from its last checkpoint; `prepared` gives data
     and network already built (the fine-tuning study); `extra_record` joins summary.json.
     """
-    validate(cfg)
-    thresholds = Thresholds.from_mapping(cfg.get("diagnosis"))
+    thresholds = preflight(cfg)
     run_dir = Path(cfg.paths.output_dir)
     if not resuming and is_rank_zero():  # DDP children share rank 0's folder
         check_run_dir_unused(run_dir)
