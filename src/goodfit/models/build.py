@@ -18,7 +18,7 @@ def build_network(model_cfg: DictConfig | dict[str, Any]) -> nn.Module:
         model_cfg = OmegaConf.to_container(model_cfg, resolve=True)
     model_cfg = dict(model_cfg)
     compile_net = bool(model_cfg.pop("compile", False))
-    with user_errors_of("model"):
+    with user_errors_of("model", model_cfg):
         net = instantiate(model_cfg)
     if compile_net:
         net.compile()

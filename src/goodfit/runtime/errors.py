@@ -3,8 +3,12 @@ traceback (see `goodfit.hydra_ext.entry.report_user_errors`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import difflib
+import inspect
+import re
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 
 class UserError(Exception):
@@ -49,10 +53,11 @@ EXIT_USER_ERROR = 2
 
 
 @contextmanager
-def user_errors_of(group: str) -> Iterator[None]:
-    """Inside: a config group's object is being built (Hydra's `instantiate`). A user error it
-    raises, or a ValueError whose message names one of the group's keys (`model.dropout=…`),
-    comes out as that ConfigError or UserError rather than Hydra's wrapping of it."""
+def user_errors_of(group: str, node: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """Inside: a config group's object is being built (Hydra's `instantiate`) from `node`. A user
+    error it raises, a ValueError whose message names one of the group's keys
+    (`model.dropout=…`), or an argument its class does not take (`+trainer.max_epoch=3`: a
+    TypeError) comes out as a UserError or ConfigError rather than Hydra's wrapping of it."""
     try:
         yield
     except Exception as err:
@@ -61,4 +66,72 @@ def user_errors_of(group: str) -> Iterator[None]:
             raise cause from None
         if isinstance(cause, ValueError) and str(cause).startswith(f"{group}."):
             raise ConfigError(str(cause)) from None
+        if isinstance(cause, TypeError) and node is not None:
+            unknown = _unknown_arguments(group, node, str(cause))
+            if unknown:
+                raise ConfigError(unknown) from None
         raise
+
+
+_UNEXPECTED_ARGUMENT = re.compile(r"got an unexpected keyword argument '(\w+)'")
+
+
+def _unknown_arguments(group: str, node: Mapping[str, Any], message: str) -> str | None:
+    """What to say of a TypeError raised while building `node`'s class: the keys it does not
+    take, each with the nearest one it does; None when the error is about something else."""
+    target = str(node.get("_target_"))
+    keys = [str(k) for k in node if not str(k).startswith("_")]
+    parameters = _parameters_of(target)
+    if parameters is not None:
+        unknown = [k for k in keys if k not in parameters]
+    else:  # a class that cannot be inspected, or one that takes any keyword: its message
+        found = _UNEXPECTED_ARGUMENT.search(message)
+        unknown = [found.group(1)] if found else []
+    if not unknown or "argument" not in message:
+        return None
+    lines = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(parameters or ()), n=1, cutoff=0.6)
+        hint = f"; did you mean {group}.{close[0]}?" if close else ""
+        lines.append(f"{group}.{name} is not an argument of {target}{hint}")
+    return "\n".join(lines)
+
+
+def _parameters_of(target: str) -> set[str] | None:
+    """The keyword arguments `target` takes: a function's, or a class's (its own __init__ and,
+    while each passes **kwargs on, its bases'); None when that cannot be told."""
+    try:
+        from hydra.utils import get_object
+
+        obj = get_object(target)
+    except Exception:  # not importable here: Hydra's own error says so
+        return None
+    if not isinstance(obj, type):
+        return _keywords(obj)[0] if callable(obj) else None
+    names: set[str] = set()
+    passed_on = False  # an __init__ took **kwargs: where they went cannot be told
+    for cls in obj.__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        if cls is object:  # every __init__ on the way took **kwargs, or none was defined
+            return None if passed_on else names
+        found, takes_more = _keywords(init)
+        if found is None:
+            return None
+        names |= found
+        if not takes_more:
+            return names
+        passed_on = True
+    return None
+
+
+def _keywords(function: Any) -> tuple[set[str] | None, bool]:
+    """The names a function takes by keyword, and whether it takes **kwargs too."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return None, False
+    plain = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    names = {p.name for p in parameters if p.kind not in plain} - {"self"}
+    return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)

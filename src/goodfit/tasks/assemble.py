@@ -59,9 +59,9 @@ def _drop_advert(record: logging.LogRecord) -> bool:
 def build_datamodule(cfg: DictConfig) -> Any:
     """The configured datamodule, its data found, loaded and checked against the contract; its
     class names and image shape published for `${data:…}` in the model and module configs."""
-    with user_errors_of("augmentation"):
+    with user_errors_of("augmentation", cfg.get("augmentation")):
         augmentation = instantiate(cfg.augmentation) if cfg.get("augmentation") else None
-    with user_errors_of("datamodule"):
+    with user_errors_of("datamodule", cfg.datamodule):
         datamodule = instantiate(cfg.datamodule, augmentation=augmentation)
     datamodule.prepare_data()  # fail on missing or damaged data before building anything else
     datamodule.setup("fit")
@@ -99,7 +99,8 @@ def prepare(cfg: DictConfig) -> Prepared:
 
 def build_module(cfg: DictConfig, net: nn.Module) -> L.LightningModule:
     """The `module` group's LightningModule, given the network (built from the `model` group)."""
-    module = instantiate(cfg.module, _partial_=True)(net=net)
+    with user_errors_of("module", cfg.module):
+        module = instantiate(cfg.module, _partial_=True)(net=net)
     if not isinstance(module, L.LightningModule):
         raise ConfigError(
             f"module._target_={cfg.module.get('_target_')}: builds a {type(module).__name__}, "
@@ -118,7 +119,8 @@ def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
         if name == "lr_monitor" and not cfg.get("logger"):
             log.warning("callbacks.lr_monitor needs a logger; skipped because logger is null")
             continue
-        callback = instantiate(cb_cfg)
+        with user_errors_of(f"callbacks.{name}", cb_cfg):
+            callback = instantiate(cb_cfg)
         if not isinstance(callback, L.Callback):
             raise ConfigError(f"callbacks.{name}: {type(callback).__name__} is not a Callback")
         callbacks.append(callback)
@@ -126,7 +128,12 @@ def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
 
 
 def build_loggers(cfg: DictConfig) -> list[Any]:
-    return [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg is not None]
+    loggers = []
+    for name, logger_cfg in (cfg.get("logger") or {}).items():
+        if logger_cfg is not None:
+            with user_errors_of(f"logger.{name}", logger_cfg):
+                loggers.append(instantiate(logger_cfg))
+    return loggers
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any],
@@ -142,14 +149,15 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any],
     run_config = OmegaConf.to_container(cfg, resolve=True)
     factory = instantiate(cfg.trainer, _partial_=True)
     try:
-        return factory(
-            callbacks=callbacks,
-            logger=loggers or False,
-            enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
-            enable_progress_bar=any(isinstance(cb, ProgressBar) for cb in callbacks),
-            plugins=[RunCheckpointIO(run_config)],
-            **overrides,
-        )
+        with user_errors_of("trainer", cfg.trainer):
+            return factory(
+                callbacks=callbacks,
+                logger=loggers or False,
+                enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
+                enable_progress_bar=any(isinstance(cb, ProgressBar) for cb in callbacks),
+                plugins=[RunCheckpointIO(run_config)],
+                **overrides,
+            )
     except MisconfigurationException as err:  # no such device here, an unknown strategy, …
         settings = ", ".join(f"{k}={cfg.trainer.get(k)}" for k in ("accelerator", "devices"))
         raise ConfigError(f"trainer ({settings}): Lightning refuses it on this machine: {err}"
