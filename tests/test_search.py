@@ -147,8 +147,9 @@ def test_bad_search_settings_are_refused_before_any_trial(synthetic_dir, tmp_pat
                                                           message):  # fmt: skip
     sweep = tmp_path / "refused"
     result = run_train(*search_args(sweep, synthetic_dir, override), check=False)
-    assert result.returncode != 0
-    assert message in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert message in output and "Traceback" not in output
     assert not list(sweep.glob("trial*")), "no trial ran"
 
 

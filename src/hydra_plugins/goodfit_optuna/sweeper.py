@@ -22,7 +22,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from goodfit.runtime.errors import ConfigError
+from goodfit.runtime.errors import EXIT_USER_ERROR, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,16 @@ class GoodfitOptunaSweeper(Sweeper):
         from hydra_plugins.goodfit_optuna.search_space import parse_search_space
 
         assert self.config is not None
-        s = self._checked()
+        try:
+            s = self._checked()
+            space, fixed = parse_search_space(s["params"], arguments)
+            if not space:
+                raise ConfigError("hydra.sweeper.params: no search space (e.g. x: interval(0, 1))")
+        except ConfigError as err:  # one message and status 2, as a single run's bad value
+            log.error("%s", err)
+            raise SystemExit(EXIT_USER_ERROR) from None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        space, fixed = parse_search_space(s["params"], arguments)
-        if not space:
-            raise ConfigError("hydra.sweeper.params: no search space (e.g. x: interval(0, 1))")
         storage = open_storage(s["storage"], sweep_dir)
         study = optuna.create_study(
             study_name=s["study_name"], storage=storage, direction=s["direction"],
