@@ -99,3 +99,18 @@ def test_test_evaluation_matches_a_hand_count():
     assert results.per_class["precision"] == pytest.approx((diag / expected.sum(0)).tolist())
     assert len(results.wrong_labels) == min(25, int((preds != labels).sum()))
     assert torch.all(results.wrong_labels != results.wrong_preds)
+
+
+@pytest.mark.parametrize("epochs", [1, 3, 20])
+def test_learning_curves_mark_whole_epochs_only(monkeypatch, tmp_path, epochs):
+    """One epoch used to get ticks at 0.96, 0.98, …; every run gets whole epochs."""
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "train_acc": 0.5,
+                "val_acc": 0.5} for e in range(1, epochs + 1)]  # fmt: skip
+    figures.learning_curves(history, tmp_path / "c.png", n_val=600)
+    for ax in drawn[0].axes:
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        assert low < 1 and high > epochs

@@ -68,7 +68,10 @@ def learning_curves(
         ax.set_title("accuracy" if metric == "acc" else "loss")
         ax.grid(alpha=0.3)
         ax.legend()
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        epochs = [int(h["epoch"]) for h in history if h.get("epoch") is not None]
+        if epochs:  # whole epochs only, also for a run of one (else ticks at 0.96, 0.98, …)
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        ax.xaxis.get_major_locator().set_params(integer=True, min_n_ticks=1)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -146,7 +149,7 @@ def comparison(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], path: Pa
         ax.set_ylabel(name)
         ax.set_title(f"{name}: training (solid) and validation (dashed)")
         ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.get_major_locator().set_params(integer=True, min_n_ticks=1)
     axes[1].legend(fontsize=8, loc="lower right")
     return _save(fig, path)
 
@@ -198,7 +201,7 @@ def group_comparison(
         ax.set_ylabel(name)
         ax.set_title(f"mean {name}: training (solid) and validation (dashed)")
         ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.get_major_locator().set_params(integer=True, min_n_ticks=1)
     axes[1].legend(fontsize=8, loc="lower right")
     fig.suptitle("Bands: ±1 standard deviation over the runs (min–max with fewer than 3 runs)")
     return _save(fig, path)
