@@ -55,6 +55,31 @@ def test_misclassified_grid_png(tmp_path, count):
     assert_png(path, min_size=(500, 250))
 
 
+def test_misclassified_grid_text_stays_inside_the_picture(monkeypatch, tmp_path):
+    """The titles and, with nothing misclassified, the sentence lie within the figure (the
+    sentence was centred on the first of five axes and cut off at the left edge)."""
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    for count in (0, 25):
+        images = torch.rand(count, 1, 28, 28)
+        labels, preds = torch.arange(count) % 10, (torch.arange(count) + 1) % 10
+        figures.misclassified_grid(images, labels, preds, CLASS_NAMES, tmp_path / "m.png")
+    for fig in drawn:
+        fig.canvas.draw()  # lays the figure out, as saving it does
+        renderer = fig.canvas.get_renderer()
+        texts = [*fig.texts, *(ax.title for ax in fig.axes if ax.get_title())]
+        texts += [t for ax in fig.axes for t in ax.texts]
+        assert texts
+        for text in texts:
+            box = text.get_window_extent(renderer)
+            assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
+    titles = [
+        ax.title.get_window_extent(drawn[1].canvas.get_renderer()) for ax in drawn[1].axes[:5]
+    ]
+    suptitle = drawn[1]._suptitle.get_window_extent(drawn[1].canvas.get_renderer())
+    assert all(suptitle.y0 > box.y1 for box in titles), "the heading clears the first row"
+
+
 def test_comparison_png(tmp_path):
     runs = [("good", HISTORY), ("bad", HISTORY[:3])]
     assert assert_png(figures.comparison(runs, tmp_path / figures.COMPARISON)) == (1200, 460)
