@@ -160,20 +160,28 @@ def _fresh(folder: Path) -> None:
         shutil.rmtree(folder)
 
 
-def pretrained_backbone(cfg: DictConfig, run_dir: Path) -> tuple[Path | None, dict[str, Any]]:
+def needs_pretraining(cfg: DictConfig) -> bool:
+    """No backbone given and no pretrained weights in the network: the study pretrains one."""
+    return not (cfg.transfer.get("backbone_path") or cfg.model.get("weights_path"))
+
+
+def pretrained_backbone(
+    cfg: DictConfig, run_dir: Path, pretrain: tuple[DictConfig, dict[str, Any]] | None
+) -> tuple[Path | None, dict[str, Any]]:
     """The backbone.pt to load (None: the network's own pretrained weights) and what
     summary.json records of it. Without a given backbone, one is pretrained now in
-    `<run>/pretrain/` (reused when a resumed study finished it)."""
+    `<run>/pretrain/` with `pretrain` (`pretrain_config`'s config and choices), or reused when a
+    resumed study finished it."""
     backbone_path = cfg.transfer.get("backbone_path")
     if backbone_path:
         return Path(backbone_path), {"backbone": str(Path(backbone_path).resolve())}
-    if cfg.model.get("weights_path"):
+    if pretrain is None:  # the network's own pretrained weights (model.weights_path)
         return None, {"backbone": f"model.weights_path={cfg.model.weights_path}"}
     folder = run_dir / "pretrain"
     path = folder / BACKBONE_FILE
     if not path.is_file():
         _fresh(folder)
-        pre_cfg, choices = pretrain_config(cfg, folder)
+        pre_cfg, choices = pretrain
         log.info("Pretraining the backbone on classes %s in %s",
                  pre_cfg.datamodule.classes, folder)  # fmt: skip
         train.run(pre_cfg, choices)
@@ -196,23 +204,24 @@ def scratch_test_acc(cfg: DictConfig, choices: dict[str, Any], run_dir: Path) ->
     return float(train.run(scratch_config(cfg, folder), choices)["test_acc"])
 
 
-def check_steps(cfg: DictConfig, run_dir: Path) -> None:
-    """Every step's config checked before the first step trains: a bad value in the fine-tuning
-    run or the from-scratch one would otherwise surface after minutes of pretraining."""
+def check_steps(cfg: DictConfig, run_dir: Path, pretrain_cfg: DictConfig | None) -> None:
+    """Every step's config checked before the first step trains (`pretrain_cfg`: the
+    pretraining run's, None without one): a bad value in the fine-tuning run or the
+    from-scratch one would otherwise surface after minutes of pretraining."""
     train.preflight(cfg)
     head_optimizer = (cfg.transfer.get("head") or {}).get("optimizer")
     if head_optimizer is not None:
         rehearse_optimizer(instantiate(head_optimizer), "transfer.head.optimizer",
                            head_optimizer.get("_target_"))  # fmt: skip
     steps = []  # in the order the study runs them
-    if not (cfg.transfer.get("backbone_path") or cfg.model.get("weights_path")):
+    if pretrain_cfg is not None:
         steps.append(("the pretraining run (experiment=pretrain with transfer.pretrain)",
-                      lambda: pretrain_config(cfg, run_dir / "pretrain")[0]))  # fmt: skip
+                      pretrain_cfg))  # fmt: skip
     steps.append(("the from-scratch run (transfer.scratch merged over this config)",
-                  lambda: scratch_config(cfg, run_dir / "scratch")))  # fmt: skip
-    for step, step_config in steps:
+                  scratch_config(cfg, run_dir / "scratch")))  # fmt: skip
+    for step, step_cfg in steps:
         try:
-            train.preflight(step_config())
+            train.preflight(step_cfg)
         except ConfigError as err:
             raise ConfigError(f"In {step}: {err}") from None
 
@@ -225,8 +234,10 @@ def run(cfg: DictConfig, choices: dict[str, Any] | None = None, *,
     run_dir = Path(cfg.paths.output_dir)
     if not resuming:
         train.check_run_dir_unused(run_dir)
-    check_steps(cfg, run_dir)
-    backbone_path, record = pretrained_backbone(cfg, run_dir)
+    # Composed once: checked now, trained from later.
+    pretrain = pretrain_config(cfg, run_dir / "pretrain") if needs_pretraining(cfg) else None
+    check_steps(cfg, run_dir, pretrain[0] if pretrain else None)
+    backbone_path, record = pretrained_backbone(cfg, run_dir, pretrain)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     prepared = assemble.prepare(cfg)  # after pretraining, which published its own data facts
     if backbone_path is None:
