@@ -97,3 +97,30 @@ def test_train_py_names_a_misspelled_added_key(tmp_path):
     assert ("trainer.max_epoch is not an argument of lightning.pytorch.Trainer; did you mean "
             "trainer.max_epochs?") in output  # fmt: skip
     assert "Traceback" not in output and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_misspelled_tensorboard_writer_keyword_is_refused_when_the_logger_is_built(tmp_path):
+    """Lightning hands the logger's extra keywords to SummaryWriter only when the first event is
+    written; goodfit's logger refuses an unknown one at once, and passes the writer's own on."""
+    node = {"_target_": "goodfit.records.tensorboard.TensorBoardLogger",
+            "save_dir": str(tmp_path), "name": "", "version": ""}  # fmt: skip
+    with pytest.raises(ConfigError) as refused:
+        build("logger.tensorboard", {**node, "nme": "x"})
+    assert str(refused.value) == (
+        "logger.tensorboard.nme is not an argument of "
+        "goodfit.records.tensorboard.TensorBoardLogger; did you mean logger.tensorboard.name?"
+    )
+    with pytest.raises(ConfigError, match="logger.tensorboard.log_dir is not an argument"):
+        build("logger.tensorboard", {**node, "log_dir": str(tmp_path)})  # Lightning sets it
+    logger = build("logger.tensorboard", {**node, "flush_secs": 7, "renamed": {"a/": "b/"}})
+    assert logger.experiment.flush_secs == 7 and logger.tag("a/x") == "b/x"
+    logger.experiment.close()
+
+
+def test_train_py_names_a_misspelled_logger_key_before_training(tmp_path):
+    result = run_train("+logger.tensorboard.nme=x", f"hydra.run.dir={tmp_path / 'run'}",
+                       check=False)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert "logger.tensorboard.nme is not an argument of" in output
+    assert "Traceback" not in output and not (tmp_path / "run" / "checkpoints").exists()

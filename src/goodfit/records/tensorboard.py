@@ -9,6 +9,7 @@ the pictures.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardL
 from lightning.pytorch.utilities import rank_zero_only
 
 from goodfit.records.run_record import RunRecord
+from goodfit.runtime.errors import UnknownArgumentError
 
 CURVES_LAYOUT = {
     "Learning curves": {
@@ -33,6 +35,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     `{"test/": "verdict/test_"}`: `test/acc` is written as `verdict/test_acc`)."""
 
     def __init__(self, *args: Any, renamed: Mapping[str, str] | None = None, **kwargs: Any):
+        _check_writer_keywords(kwargs)
         super().__init__(*args, **kwargs)
         self.renamed = dict(renamed or {})
 
@@ -46,6 +49,24 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         super().log_metrics({self.tag(k): v for k, v in metrics.items()}, step)
+
+
+def _check_writer_keywords(kwargs: Mapping[str, Any]) -> None:
+    """Lightning passes the keywords its logger does not take to TensorBoard's SummaryWriter, and
+    only when the first event is written: a misspelt one (`nme=…`) would fail once fit has
+    started. Refuse it here, when the logger is built, naming what is taken."""
+    from torch.utils.tensorboard import SummaryWriter  # the writer Lightning uses with tensorboard
+
+    own = _keywords(LightningTensorBoardLogger.__init__) | {"renamed"}
+    writer = _keywords(SummaryWriter.__init__) - {"log_dir"}  # Lightning sets log_dir itself
+    for name in kwargs:
+        if name not in own | writer:
+            raise UnknownArgumentError("TensorBoardLogger", name, own | writer)
+
+
+def _keywords(function: Any) -> set[str]:
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD} - {"self"}
 
 
 def _tag(logger: Any, name: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -49,6 +49,15 @@ class BackboneError(UserError, RuntimeError):
     """A pretrained backbone is missing or does not fit the network."""
 
 
+class UnknownArgumentError(TypeError):
+    """A class whose **kwargs go elsewhere (so its signature cannot tell what it takes) refuses a
+    keyword argument when it is built; `accepted` lists those it takes, for the hint."""
+
+    def __init__(self, owner: str, name: str, accepted: Iterable[str]) -> None:
+        super().__init__(f"{owner} got an unexpected keyword argument '{name}'")
+        self.accepted = frozenset(accepted)
+
+
 EXIT_USER_ERROR = 2
 
 
@@ -67,7 +76,7 @@ def user_errors_of(group: str, node: Mapping[str, Any] | None = None) -> Iterato
         if isinstance(cause, ValueError) and str(cause).startswith(f"{group}."):
             raise ConfigError(str(cause)) from None
         if isinstance(cause, TypeError) and node is not None:
-            unknown = _unknown_arguments(group, node, str(cause))
+            unknown = _unknown_arguments(group, node, cause)
             if unknown:
                 raise ConfigError(unknown) from None
         raise
@@ -76,12 +85,14 @@ def user_errors_of(group: str, node: Mapping[str, Any] | None = None) -> Iterato
 _UNEXPECTED_ARGUMENT = re.compile(r"got an unexpected keyword argument '(\w+)'")
 
 
-def _unknown_arguments(group: str, node: Mapping[str, Any], message: str) -> str | None:
+def _unknown_arguments(group: str, node: Mapping[str, Any], error: TypeError) -> str | None:
     """What to say of a TypeError raised while building `node`'s class: the keys it does not
     take, each with the nearest one it does; None when the error is about something else."""
-    target = str(node.get("_target_"))
+    target, message = str(node.get("_target_")), str(error)
     keys = [str(k) for k in node if not str(k).startswith("_")]
     parameters = _parameters_of(target)
+    if parameters is None and isinstance(error, UnknownArgumentError):
+        parameters = set(error.accepted)
     if parameters is not None:
         unknown = [k for k in keys if k not in parameters]
     else:  # a class that cannot be inspected, or one that takes any keyword: its message
