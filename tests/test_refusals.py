@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from goodfit.hydra_ext.key_hints import quoting_hints
+from goodfit.hydra_ext.key_hints import quoting_hints, unknown_key_hints
 
-from .conftest import run_train, synthetic_overrides
+from .conftest import ROOT, run_train, synthetic_overrides
 
 
 def assert_refused_without_record(result, run_dir: Path, *expected: str) -> None:
@@ -78,6 +78,18 @@ def test_misspelled_key_of_an_experiment(tmp_path):
     )
     assert result.returncode != 0
     assert "did you mean optimizer.alpha?" in result.stderr
+
+
+def test_an_argument_the_config_does_not_set_gets_the_plus_form():
+    """Hydra refuses `trainer.limit_train_batches=2` (the Trainer takes it, the config does not
+    list it); the hint says how to add it rather than naming the nearest listed key."""
+    args = ["-m", "model=cnn", "trainer.limit_train_batches=2,3", "model.channls=[4]",
+            "optimizer.lr=0.1", "model.hidden=8"]  # fmt: skip
+    assert unknown_key_hints(ROOT / "conf", "train", args) == [
+        "trainer.limit_train_batches is an argument of lightning.pytorch.Trainer that the config "
+        "does not set; add it with +trainer.limit_train_batches=2,3",
+        "model.channls is not a key of the config; did you mean model.channels?",
+    ]
 
 
 def test_a_sweep_job_folder_unquoted_gets_the_quoted_form(tmp_path):

@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from goodfit.runtime.errors import parameters_of
 
 HYDRA_ERROR_STATUS = 1  # Hydra's exit status when it refuses the command line
 
@@ -78,10 +80,28 @@ def unknown_key_hints(config_dir: Path, config_name: str, args: Sequence[str]) -
     for key in keys:
         if key in known:
             continue
+        target = _target_taking(cfg, key)
+        if target:
+            value = next((a.partition("=")[2] for a in args if a.startswith(f"{key}=")), "…")
+            hints.append(f"{key} is an argument of {target} that the config does not set; "
+                         f"add it with +{key}={value}")  # fmt: skip
+            continue
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}?" if close else "`--cfg job` lists the keys"
         hints.append(f"{key} is not a key of the config; {hint}")
     return hints
+
+
+def _target_taking(cfg: DictConfig, key: str) -> str | None:
+    """The `_target_` of the node holding `key` when that class or function takes the key as an
+    argument (`trainer.limit_train_batches`: Lightning's Trainer does), else None."""
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else None
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return None
+    target = str(node._get_node("_target_"))
+    parameters = parameters_of(target)
+    return target if parameters and name in parameters else None
 
 
 def quoting_hints(args: Sequence[str]) -> list[str]:

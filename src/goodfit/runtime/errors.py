@@ -90,7 +90,7 @@ def _unknown_arguments(group: str, node: Mapping[str, Any], error: TypeError) ->
     take, each with the nearest one it does; None when the error is about something else."""
     target, message = str(node.get("_target_")), str(error)
     keys = [str(k) for k in node if not str(k).startswith("_")]
-    parameters = _parameters_of(target)
+    parameters = parameters_of(target)
     if parameters is None and isinstance(error, UnknownArgumentError):
         parameters = set(error.accepted)
     if parameters is not None:
@@ -108,7 +108,7 @@ def _unknown_arguments(group: str, node: Mapping[str, Any], error: TypeError) ->
     return "\n".join(lines)
 
 
-def _parameters_of(target: str) -> set[str] | None:
+def parameters_of(target: str) -> set[str] | None:
     """The keyword arguments `target` takes: a function's, or a class's (its own __init__ and,
     while each passes **kwargs on, its bases'); None when that cannot be told."""
     try:
