@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from goodfit.runtime.errors import ConfigError
-from goodfit.tasks.assemble import check_optimizer
+from goodfit.tasks.assemble import build_trainer, check_optimizer
 
 from .conftest import run_train
 
@@ -47,3 +47,26 @@ def test_a_gpu_trainer_without_a_gpu_is_a_config_error(tmp_path):
     assert "trainer (accelerator=gpu, devices=1): Lightning refuses it on this machine" in output
     assert "no CUDA GPU that torch can use" in output and "Traceback" not in output
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.precision=fp8", "trainer.precision=fp8: Lightning refuses it: Precision 'fp8' is "
+                                  "invalid. Allowed precision values"),
+        ("trainer.devices=0", "trainer (accelerator=cpu, devices=0): Lightning refuses it on this "
+                              "machine: `Trainer(devices=0)` value is not a valid input"),
+        ("trainer.accelerator=tpu", "trainer (accelerator=tpu, devices=1): Lightning refuses it on "
+                                    "this machine: Requirement 'torch_xla"),
+    ],
+)  # fmt: skip
+def test_a_trainer_lightning_refuses_is_a_config_error_naming_the_key(
+    compose, tmp_path, override, message
+):
+    """Lightning's ValueError, MisconfigurationException or missing accelerator package while the
+    Trainer is built comes out as one line naming the key (was a traceback for the first and
+    the last)."""
+    cfg = compose("trainer=cpu", override, "~logger", f"paths.output_dir={tmp_path}")
+    with pytest.raises(ConfigError) as refused:
+        build_trainer(cfg, callbacks=[], loggers=[])
+    assert str(refused.value).startswith(message)

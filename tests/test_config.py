@@ -93,6 +93,8 @@ def test_callbacks_and_loggers_can_be_switched_off(compose):
         ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"),
         ("trainer.gradient_clip_algorithm=l2", "trainer.gradient_clip_algorithm"),
         ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"),
+        ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch"),
+        ("trainer.min_epochs=-2", "trainer.min_epochs"),
         ("+logger.tensorboard.renamed.val=1", "logger.tensorboard.renamed"),
     ],
 )

@@ -129,6 +129,22 @@ def test_one_epoch_with_nothing_wrong_is_too_short_to_judge():
     assert diagnose(history([0.6, 0.599], [0.5, 0.499]), n_val=5000).labels == [GOOD_FIT]
 
 
+def test_trend_is_per_epoch_when_validation_skips_epochs():
+    """trainer.check_val_every_n_epoch=2: the rates are per epoch, not per validated epoch, and a
+    run validated once is said to be that, not to have run one epoch."""
+    rows = [{"epoch": e, "train_loss": t, "val_loss": v, "val_acc": 0.9}
+            for e, t, v in [(2, 1.0, 1.0), (4, 0.96, 0.96), (6, 0.93, 0.93), (8, 0.9, 0.9)]]
+    rows += [{"epoch": 9, "train_loss": 0.89, "val_loss": None, "val_acc": None}]  # fmt: skip
+    d = diagnose(rows, n_val=20_000)
+    # 10% over 6 epochs: 1.85% an epoch, below the 3% of underfitting (5.6% per validation).
+    assert d.labels == [GOOD_FIT] and d.still_falling is True
+    assert any("training 1.9% and validation 1.9% per epoch over the last 6 epochs" in r
+               for r in d.reasons)  # fmt: skip
+    once = diagnose(rows[:1] + rows[-1:], n_val=20_000)
+    assert once.labels == [TOO_SHORT]
+    assert any(r.startswith("Only one epoch (epoch 2) was validated") for r in once.reasons)
+
+
 def test_no_validation_cannot_be_judged():
     rows = [{"epoch": 1, "train_loss": 0.5, "val_loss": None, "val_acc": None}]
     d = diagnose(rows, n_val=0)

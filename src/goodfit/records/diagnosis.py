@@ -100,11 +100,11 @@ class Diagnosis:
         return data
 
 
-def _relative_fall_per_epoch(values: Sequence[float], window: int) -> float:
-    """How much a loss fell per epoch over the last `window` epochs, as a fraction of its
-    final value (negative when it rose)."""
+def _relative_fall_per_epoch(values: Sequence[float], epochs: int, window: int) -> float:
+    """How much a loss fell per epoch over its last `window` recorded values, which span
+    `epochs` epochs, as a fraction of its final value (negative when it rose)."""
     start, end = values[-1 - window], values[-1]
-    return (start - end) / window / max(abs(end), 1e-12)
+    return (start - end) / epochs / max(abs(end), 1e-12)
 
 
 def _near_chance(val_accs: Sequence[float], test_acc: float | None, num_classes: int | None,
@@ -181,21 +181,23 @@ def _check_val_minimum(
     return best, rise
 
 
-def _check_trend(train: Sequence[float], val: Sequence[float], t: Thresholds,
-                 found: _Findings) -> bool | None:  # fmt: skip
-    """Were both losses still falling when training stopped? None after a single epoch."""
+def _check_trend(train: Sequence[float], val: Sequence[float], numbers: Sequence[int],
+                 t: Thresholds, found: _Findings) -> bool | None:  # fmt: skip
+    """Were both losses still falling when training stopped? None after a single validated
+    epoch. `numbers` are the epochs of the values (every n-th when validation skips some)."""
     if len(train) < 2:
-        found.add(
-            "Only one epoch ran, so the trend of the losses is unknown: whether the "
-            "model had more to learn cannot be told. Train 2 epochs or more to judge it."
-        )
+        ran = ("Only one epoch ran" if numbers[0] == 1
+               else f"Only one epoch (epoch {numbers[0]}) was validated")  # fmt: skip
+        found.add(f"{ran}, so the trend of the losses is unknown: whether the model had more "
+                  "to learn cannot be told. Train 2 epochs or more to judge it.")  # fmt: skip
         return None
     window = min(t.trend_window, len(train) - 1)
-    train_rate = _relative_fall_per_epoch(train, window)
-    val_rate = _relative_fall_per_epoch(val, window)
+    span = numbers[-1] - numbers[-1 - window]
+    train_rate = _relative_fall_per_epoch(train, span, window)
+    val_rate = _relative_fall_per_epoch(val, span, window)
     still_falling = train_rate > t.falling_rate and val_rate > t.falling_rate
     rates = (f"training {_pct(train_rate)} and validation {_pct(val_rate)} per epoch "
-             f"over the last {window} epoch{'s' if window > 1 else ''}")  # fmt: skip
+             f"over the last {span} epoch{'s' if span > 1 else ''}")  # fmt: skip
     if still_falling and min(train_rate, val_rate) > t.underfit_rate:
         found.add(f"Both losses were still falling fast at the end ({rates}, above the "
                   f"{_pct(t.underfit_rate)} allowed): the model has more to learn; train "
@@ -256,7 +258,7 @@ def diagnose(
     found = _Findings()
     gap = _check_gap(train, val, t, found)
     best, rise = _check_val_minimum(train, val, numbers, t, found)
-    still_falling = _check_trend(train, val, t, found)
+    still_falling = _check_trend(train, val, numbers, t, found)
     val_accs = [float(h["val_acc"]) for h in epochs if h.get("val_acc") is not None]
     val_ci = _check_val_width(val_accs, n_val, t, found)
     near_chance = _near_chance(val_accs, test_acc, num_classes, t.chance_margin)

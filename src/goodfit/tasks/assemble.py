@@ -158,10 +158,21 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any],
                 plugins=[RunCheckpointIO(run_config)],
                 **overrides,
             )
-    except MisconfigurationException as err:  # no such device here, an unknown strategy, …
-        settings = ", ".join(f"{k}={cfg.trainer.get(k)}" for k in ("accelerator", "devices"))
-        raise ConfigError(f"trainer ({settings}): Lightning refuses it on this machine: {err}"
-                          f"{_device_hint(cfg)}") from None  # fmt: skip
+    except ConfigError:
+        raise
+    except (MisconfigurationException, ValueError, ModuleNotFoundError) as err:  # no such
+        # device here, a precision Lightning does not know, an accelerator's package missing
+        raise ConfigError(_trainer_refusal(cfg, err)) from None
+
+
+def _trainer_refusal(cfg: DictConfig, err: Exception) -> str:
+    """Lightning's reason for refusing the Trainer, with the key it is about: the one whose value
+    the message quotes (`Precision 'fp8' is invalid`), else the devices asked for."""
+    for key, value in cfg.trainer.items():
+        if isinstance(value, str | int) and f"'{value}'" in str(err):
+            return f"trainer.{key}={value}: Lightning refuses it: {err}"
+    settings = ", ".join(f"{k}={cfg.trainer.get(k)}" for k in ("accelerator", "devices"))
+    return f"trainer ({settings}): Lightning refuses it on this machine: {err}{_device_hint(cfg)}"
 
 
 def _device_hint(cfg: DictConfig) -> str:
