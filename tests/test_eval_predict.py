@@ -83,6 +83,20 @@ def test_predict_classifies_images_and_reports_a_broken_one(trained, tmp_path, c
     assert f"{paths[1]}: cannot read image" in err
 
 
+def test_predict_takes_a_run_folder_as_eval_does(trained, tmp_path, capsys):
+    """A run folder stands for the checkpoint its own test used; a missing path is named."""
+    image = tmp_path / "sneaker.png"
+    Image.fromarray(make_images(np.array([7]), seed=4)[0]).save(image)
+    assert predict.main([str(trained), str(image)]) == 0
+    from_file = predict.main([str(trained / "checkpoints" / "best.ckpt"), str(image)])
+    out = capsys.readouterr().out.splitlines()
+    assert from_file == 0 and out[0] == out[1] and out[0].startswith(f"{image}: Sneaker ")
+    assert predict.main([str(tmp_path / "nowhere"), str(image)]) == 2
+    assert f"checkpoint={tmp_path / 'nowhere'}: no such checkpoint file or run folder" in (
+        capsys.readouterr().err
+    )
+
+
 def test_predict_normalises_as_training_did(trained, synthetic_dir):
     """On the test files, predict's normalisation and network give the run's test accuracy."""
     run = load_trained(trained / "checkpoints" / "best.ckpt")

@@ -11,6 +11,7 @@ unless the user says they trust the file (`trust_checkpoint=true`, `--trust`).
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from goodfit.runtime.checkpoint_io import CONFIG_KEY, load_checkpoint
-from goodfit.runtime.errors import CheckpointError
+from goodfit.runtime.errors import CheckpointError, ConfigError
 
 TRUSTED_PACKAGES = ("goodfit", "torch", "torchvision", "lightning")
 TRUSTED_VALUES = ("datetime.timedelta",)  # plain values a config may build (a DDP timeout)
@@ -118,3 +119,21 @@ def load_trained(path: Path, trust: bool = False, name: str = "ckpt_path") -> Tr
         ) from None
     module.eval()
     return TrainedRun(module, config, checkpoint)
+
+
+def find_checkpoint(path: Path, name: str) -> Path:
+    """A checkpoint file as given; for a run folder, the checkpoint its own test used. `name`:
+    the argument that gave `path`, for the message."""
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise ConfigError(f"{name}={path}: no such checkpoint file or run folder")
+    summary = path / "summary.json"
+    if summary.is_file():
+        best = json.loads(summary.read_text()).get("best_checkpoint")
+        if best and Path(best).is_file():
+            return Path(best)
+    for name in ("best.ckpt", "last.ckpt"):
+        if (path / "checkpoints" / name).is_file():
+            return path / "checkpoints" / name
+    raise ConfigError(f"{name}={path}: the folder holds no checkpoints/best.ckpt or last.ckpt")

@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from goodfit.runtime.errors import ConfigError
-
 log = logging.getLogger(__name__)
-
-
-def find_checkpoint(path: Path) -> Path:
-    """A checkpoint file as given; for a run folder, the checkpoint its own test used."""
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise ConfigError(f"ckpt_path={path}: no such checkpoint file or run folder")
-    summary = path / "summary.json"
-    if summary.is_file():
-        best = json.loads(summary.read_text()).get("best_checkpoint")
-        if best and Path(best).is_file():
-            return Path(best)
-    for name in ("best.ckpt", "last.ckpt"):
-        if (path / "checkpoints" / name).is_file():
-            return path / "checkpoints" / name
-    raise ConfigError(f"ckpt_path={path}: the folder holds no checkpoints/best.ckpt or last.ckpt")
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -38,10 +18,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     from goodfit.records.summary import print_table
     from goodfit.tasks.assemble import quiet_library_noise
-    from goodfit.tasks.checkpoints import load_trained
+    from goodfit.tasks.checkpoints import find_checkpoint, load_trained
 
     quiet_library_noise()
-    ckpt = find_checkpoint(Path(cfg.ckpt_path).expanduser())
+    ckpt = find_checkpoint(Path(cfg.ckpt_path).expanduser(), name="ckpt_path")
     trained = load_trained(ckpt, trust=bool(cfg.get("trust_checkpoint")))
     run_cfg = trained.config
     if cfg.get("data_dir"):

@@ -1,4 +1,5 @@
-"""Classify image files with a trained model: `python -m goodfit.predict CKPT IMAGE [IMAGE …]`.
+"""Classify image files with a trained model: `python -m goodfit.predict CKPT IMAGE [IMAGE …]`
+(CKPT: a checkpoint file or a run folder, whose best checkpoint is used).
 
 Each image is converted to the run's channels and size and normalised exactly as its training
 data was (all read from the checkpoint), and named with the run's own classes. Fashion-MNIST
@@ -18,7 +19,7 @@ import torch
 
 from goodfit.data.images import normalize_images, read_image
 from goodfit.runtime.errors import UserError
-from goodfit.tasks.checkpoints import TrainedRun, load_trained
+from goodfit.tasks.checkpoints import TrainedRun, find_checkpoint, load_trained
 
 
 def input_preparation(trained: TrainedRun) -> dict[str, Any]:
@@ -53,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m goodfit.predict", description="Classify images with a trained model."
     )
-    parser.add_argument("checkpoint", type=Path, help="a checkpoint (.ckpt) of a goodfit run")
+    parser.add_argument(
+        "checkpoint", type=Path, help="a checkpoint (.ckpt) of a goodfit run, or its run folder"
+    )
     parser.add_argument("images", type=Path, nargs="+", help="image files (PNG, JPEG, …)")
     parser.add_argument(
         "--trust",
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        trained = load_trained(args.checkpoint, trust=args.trust, name="checkpoint")
+        checkpoint = find_checkpoint(args.checkpoint.expanduser(), name="checkpoint")
+        trained = load_trained(checkpoint, trust=args.trust, name="checkpoint")
         prep = input_preparation(trained)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
