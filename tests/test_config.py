@@ -105,6 +105,13 @@ def test_bad_values_refused_with_key_value_and_allowed(compose, override, key):
         validate(cfg)
 
 
+def test_a_run_that_would_never_validate_is_refused(compose):
+    with pytest.raises(ConfigError, match=r"check_val_every_n_epoch=5 is more than trainer\.max_"
+                                          r"epochs=2: the run would never validate"):  # fmt: skip
+        validate(compose("trainer.check_val_every_n_epoch=5", "trainer.max_epochs=2"))
+    validate(compose("trainer.check_val_every_n_epoch=2", "trainer.max_epochs=2"))
+
+
 def test_unlimited_epochs_allowed(compose):
     validate(compose("trainer.max_epochs=-1"))
 

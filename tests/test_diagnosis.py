@@ -132,8 +132,10 @@ def test_one_epoch_with_nothing_wrong_is_too_short_to_judge():
 def test_trend_is_per_epoch_when_validation_skips_epochs():
     """trainer.check_val_every_n_epoch=2: the rates are per epoch, not per validated epoch, and a
     run validated once is said to be that, not to have run one epoch."""
-    rows = [{"epoch": e, "train_loss": t, "val_loss": v, "val_acc": 0.9}
-            for e, t, v in [(2, 1.0, 1.0), (4, 0.96, 0.96), (6, 0.93, 0.93), (8, 0.9, 0.9)]]
+    rows = [
+        {"epoch": e, "train_loss": t, "val_loss": v, "val_acc": 0.9}
+        for e, t, v in [(2, 1.0, 1.0), (4, 0.96, 0.96), (6, 0.93, 0.93), (8, 0.9, 0.9)]
+    ]
     rows += [{"epoch": 9, "train_loss": 0.89, "val_loss": None, "val_acc": None}]  # fmt: skip
     d = diagnose(rows, n_val=20_000)
     # 10% over 6 epochs: 1.85% an epoch, below the 3% of underfitting (5.6% per validation).

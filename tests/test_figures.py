@@ -41,6 +41,14 @@ def test_learning_curves_png(tmp_path):
     assert assert_png(path) == (1100, 420)
 
 
+def test_learning_curves_of_a_run_never_validated(tmp_path):
+    """No validation accuracy at all (validation skipped every epoch): the training curves are
+    drawn, and the validation band is left out instead of failing."""
+    unvalidated = [{**h, "val_loss": None, "val_acc": None} for h in HISTORY]
+    path = figures.learning_curves(unvalidated, tmp_path / "curves.png", "x", n_val=600)
+    assert_png(path)
+
+
 def test_confusion_matrix_png(tmp_path):
     matrix = torch.randint(0, 50, (10, 10))
     path = figures.confusion_matrix(matrix, CLASS_NAMES, tmp_path / figures.CONFUSION_MATRIX)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from goodfit.runtime.checkpoint_io import RunCheckpointIO, check_resumable
+from goodfit.runtime.checkpoint_io import RunCheckpointIO, check_resumable, load_checkpoint
+from goodfit.tasks.resume import epochs_done
 
 from .conftest import ROOT, run_train, synthetic_overrides, write_fashion_like
 from .tensorboard_read import load_events, scalars
@@ -129,6 +130,39 @@ def test_damaged_last_checkpoint_is_reported_and_the_previous_one_used(uninterru
     assert f"{last}: damaged" in log and "Resuming from" in log
     # best.ckpt holds an earlier epoch: its state replays the later epochs exactly.
     assert figures(run_dir)["history"] == figures(uninterrupted)["history"]
+
+
+def test_last_checkpoint_follows_every_epoch_when_the_best_does_not(larger_synthetic_dir, tmp_path):
+    """With a monitor, Lightning writes save_last's file only in epochs that write a best
+    checkpoint; goodfit's last.ckpt is rewritten after every epoch (val/acc flat here)."""
+    run_dir = tmp_path / "flat"
+    run_train(*seven(larger_synthetic_dir), "optimizer.lr=1e-12", f"hydra.run.dir={run_dir}")
+    folder = run_dir / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert epochs_done(load_checkpoint(folder / "last.ckpt")) == 3
+    assert epochs_done(load_checkpoint(folder / "best.ckpt")) == 1
+
+
+def test_resume_with_sparse_validation_keeps_limits_and_refuses_a_finished_run(
+    larger_synthetic_dir, tmp_path
+):
+    """Validated every second epoch, a run resumed to a higher limit ends as the run trained
+    that long at once; resumed again without a limit it keeps the limit its last session had,
+    and having nothing left to train it is refused (it used to retest and crash)."""
+    every_2nd = "trainer.check_val_every_n_epoch=2"
+    whole, run_dir = tmp_path / "whole", tmp_path / "run"
+    run_train(*seven(larger_synthetic_dir, epochs=4), every_2nd, f"hydra.run.dir={whole}")
+    run_train(*seven(larger_synthetic_dir, epochs=3), every_2nd, f"hydra.run.dir={run_dir}")
+    run_train(f"resume={run_dir}", "trainer.max_epochs=4")
+    history = figures(run_dir)["history"]
+    assert history == figures(whole)["history"]
+    assert [h["epoch"] for h in history if h["val_acc"] is not None] == [2, 4]
+    again = run_train(f"resume={run_dir}", check=False)
+    output = again.stdout + again.stderr
+    assert again.returncode == 2, output[-3000:]
+    assert "trainer.max_epochs=4, as in the session that wrote last.ckpt" in output
+    assert "its 4 epochs reach trainer.max_epochs=4: nothing is left to train" in output
+    assert figures(run_dir)["history"] == history
 
 
 def test_resume_changes_only_limits(uninterrupted, tmp_path):

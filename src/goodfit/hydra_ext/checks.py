@@ -172,6 +172,12 @@ def _cross_key_problems(cfg: DictConfig) -> list[str]:
     if _is_int(steps) and steps > 1 and manual is False:
         return [f"perf.steps_per_batch={steps} needs perf.manual_optimization=true (Lightning's "
                 "automatic optimization takes one step per batch); or use perf=fast"]  # fmt: skip
+    every = OmegaConf.select(cfg, "trainer.check_val_every_n_epoch", default=None)
+    epochs = OmegaConf.select(cfg, "trainer.max_epochs", default=None)
+    if _is_int(every) and _is_int(epochs) and epochs >= 1 and every > epochs:
+        return [f"trainer.check_val_every_n_epoch={every} is more than trainer.max_epochs="
+                f"{epochs}: the run would never validate (no validation curve, no best "
+                "checkpoint, no verdict)"]  # fmt: skip
     classes = OmegaConf.select(cfg, "datamodule.classes", default=None)
     names = OmegaConf.select(cfg, "datamodule.class_names", default=None)
     if classes and names and max(classes) >= len(names):

@@ -57,7 +57,7 @@ def learning_curves(
             epochs, values = _series(history, f"{stage}_{metric}")
             label = "training" if stage == "train" else "validation"
             ax.plot(epochs, values, style, markersize=4, label=label)
-            if metric == "acc" and stage == "val" and n_val:
+            if metric == "acc" and stage == "val" and n_val and values:
                 from goodfit.records.diagnosis import wilson_interval
 
                 low, high = zip(*(wilson_interval(v, n_val) for v in values), strict=True)

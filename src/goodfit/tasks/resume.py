@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.overrides import override_key
+from goodfit.runtime.checkpoint_io import CONFIG_KEY, load_checkpoint
 from goodfit.runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -84,3 +85,36 @@ def auto_resume_state(run_dir: Path) -> str:
     if has_config and any((run_dir / "checkpoints").glob("*.ckpt")):
         return "resumable"
     return "new"
+
+
+def settle_limits(cfg: DictConfig, ckpt_path: Path, run_dir: Path) -> None:
+    """A resumed run's limits: those given on the command line, else those of the session that
+    wrote the checkpoint (a run resumed once with trainer.max_epochs=30 and stopped again keeps
+    30). A completed run that has no epoch left to train is refused before any work."""
+    checkpoint = load_checkpoint(ckpt_path, name="resume")
+    written_by = OmegaConf.create(checkpoint.get(CONFIG_KEY) or {})
+    given = {override_key(o) for o in hydra_config.task_overrides()}
+    for key in RESUME_OVERRIDABLE:
+        value = OmegaConf.select(written_by, key, default=None)
+        if key in given or value is None or value == OmegaConf.select(cfg, key, default=None):
+            continue
+        log.info("resume: %s=%s, as in the session that wrote %s", key, value, ckpt_path.name)
+        OmegaConf.update(cfg, key, value, force_add=True)
+    done = epochs_done(checkpoint)
+    max_epochs = OmegaConf.select(cfg, "trainer.max_epochs", default=None)
+    finished = auto_resume_state(run_dir) == "completed"
+    if finished and max_epochs not in (None, -1) and done >= max_epochs:
+        raise ConfigError(
+            f"resume={run_dir}: the run has completed, and its {done} epochs reach "
+            f"trainer.max_epochs={max_epochs}: nothing is left to train. To train it further, "
+            f"give a larger limit (e.g. trainer.max_epochs={2 * done}); to test it again, "
+            f"python eval.py ckpt_path={run_dir}"
+        )
+
+
+def epochs_done(checkpoint: dict[str, Any]) -> int:
+    """Training epochs a Lightning checkpoint has finished (the current one not counted when it
+    was written mid-epoch, by a stop)."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+    processed = progress.get("current", {}).get("processed")
+    return int(processed) if processed is not None else int(checkpoint.get("epoch", 0))
