@@ -74,8 +74,12 @@ def test_good_fit():
     assert d.labels == [GOOD_FIT] and d.verdict == "good fit"
     assert d.generalization_gap == pytest.approx(0.010)
     assert d.best_val_loss_epoch == 8 and d.val_loss_rise == 0.0
-    assert any("within the 10.0% allowed" in r for r in d.reasons)
+    assert any("is 0.0100 above the final training loss (0.3890), 2.6% of it: within the 10.0% "
+               "allowed" in r for r in d.reasons)  # fmt: skip
     assert any("narrow enough" in r for r in d.reasons)
+    below = diagnose(history([1.78, 1.2], [0.98, 0.9]), n_val=5000)
+    assert any("is 0.3000 below the final training loss (1.2000), 25.0% of it: no gap" in r
+               for r in below.reasons)  # fmt: skip
     assert d.test_acc_ci95 == pytest.approx(wilson_interval(0.88, 10_000))
 
 

@@ -148,12 +148,17 @@ def _check_gap(train: Sequence[float], val: Sequence[float], t: Thresholds,
     """The generalization gap (the report's measure of a good fit): final val − train loss."""
     gap = val[-1] - train[-1]
     relative_gap = gap / max(abs(train[-1]), 1e-12)
-    text = (f"The final validation loss ({val[-1]:.4f}) is {gap:+.4f} from the final training "
-            f"loss ({train[-1]:.4f}), {_pct(relative_gap)} of it")  # fmt: skip
+    side = "above" if gap >= 0 else "below"
+    text = (f"The final validation loss ({val[-1]:.4f}) is {abs(gap):.4f} {side} the final "
+            f"training loss ({train[-1]:.4f}), {_pct(abs(relative_gap))} of it")  # fmt: skip
     if relative_gap > t.max_relative_gap:
         found.add(f"{text}: a gap wider than the {_pct(t.max_relative_gap)} allowed.", OVERFITTING)
-    else:
+    elif gap >= 0:
         found.add(f"{text}: within the {_pct(t.max_relative_gap)} allowed.")
+    else:
+        found.add(f"{text}: no gap (the training loss is averaged over the epoch as the "
+                  "model learned, with dropout or augmentation on; validation comes at its "
+                  "end).")  # fmt: skip
     return gap
 
 
