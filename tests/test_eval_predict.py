@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
 from goodfit.data.idx import read_idx
+from goodfit.runtime.errors import ConfigError
 from goodfit.tasks import evaluate as goodfit_eval
 from goodfit.tasks import predict
 from goodfit.tasks.checkpoints import load_trained
@@ -44,6 +46,16 @@ def test_eval_command_line(trained):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test accuracy" in result.stdout and "last.ckpt" in result.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_eval_on_a_device_the_machine_lacks_says_what_to_give(trained):
+    """A run trained on a GPU, tested where there is none: one line, exit 2 (was a traceback)."""
+    cfg = OmegaConf.create({"ckpt_path": str(trained), "data_dir": None, "accelerator": "gpu"})
+    with pytest.raises(ConfigError) as refused:
+        goodfit_eval.run(cfg)
+    assert str(refused.value).startswith("accelerator=gpu: Lightning refuses it on this machine")
+    assert str(refused.value).endswith("give accelerator=cpu, or accelerator=auto")
 
 
 def test_eval_refuses_a_missing_checkpoint(tmp_path):

@@ -24,6 +24,10 @@ from goodfit.runtime.errors import ConfigError, user_errors_of
 
 log = logging.getLogger(__name__)
 
+# What Lightning raises while building a Trainer it refuses: no such device here, a precision
+# it does not know, an accelerator's package missing.
+TRAINER_REFUSALS = (MisconfigurationException, ValueError, ModuleNotFoundError)
+
 
 @dataclass
 class Prepared:
@@ -160,8 +164,7 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any],
             )
     except ConfigError:
         raise
-    except (MisconfigurationException, ValueError, ModuleNotFoundError) as err:  # no such
-        # device here, a precision Lightning does not know, an accelerator's package missing
+    except TRAINER_REFUSALS as err:
         raise ConfigError(_trainer_refusal(cfg, err)) from None
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from goodfit.runtime.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -17,7 +19,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from goodfit.records.summary import print_table
-    from goodfit.tasks.assemble import quiet_library_noise
+    from goodfit.tasks.assemble import TRAINER_REFUSALS, quiet_library_noise
     from goodfit.tasks.checkpoints import find_checkpoint, load_trained
 
     quiet_library_noise()
@@ -28,20 +30,25 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         run_cfg.datamodule.data_dir = cfg.data_dir
     datamodule = instantiate(run_cfg.datamodule)
     datamodule.prepare_data()
-    trainer: L.Trainer = instantiate(
-        run_cfg.trainer,
-        _partial_=True,
-    )(
-        accelerator=cfg.get("accelerator") or run_cfg.trainer.accelerator,
-        devices=1,  # one process, even for a model trained with DDP: the test set is the same
-        num_nodes=1,
-        strategy="auto",
-        logger=False,
-        callbacks=[],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    accelerator = cfg.get("accelerator") or run_cfg.trainer.accelerator
+    try:
+        trainer: L.Trainer = instantiate(run_cfg.trainer, _partial_=True)(
+            accelerator=accelerator,
+            devices=1,  # one process, even for a model trained with DDP: the same test set
+            num_nodes=1,
+            strategy="auto",
+            logger=False,
+            callbacks=[],
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+    except TRAINER_REFUSALS as err:
+        whose = "" if cfg.get("accelerator") else " (the training run's setting)"
+        raise ConfigError(
+            f"accelerator={accelerator}{whose}: Lightning refuses it on this machine: {err}; "
+            "give accelerator=cpu, or accelerator=auto"
+        ) from None
     # The checkpoint's own datamodule state (e.g. its normalisation) is restored with it.
     metrics = trainer.test(trained.module, datamodule=datamodule, ckpt_path=str(ckpt),
                            weights_only=True, verbose=False)[0]  # fmt: skip
