@@ -115,6 +115,22 @@ def test_resume_of_a_missing_folder_creates_nothing(tmp_path):
     assert not (tmp_path / "none").exists()
 
 
+@pytest.mark.parametrize("mode", ["run", "sweep"])
+def test_a_folder_that_cannot_be_created_is_named(tmp_path, mode):
+    """A file where the run or sweep folder should be: one line naming the key, exit 2 (was a
+    FileExistsError or NotADirectoryError traceback from Hydra's launcher)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("mine")
+    key = f"hydra.{mode}.dir"
+    args = [f"{key}={blocker}"] if mode == "run" else ["-m", "seed=1", f"{key}={blocker}/x"]
+    result = run_train(*args, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    reason = "a file has that name" if mode == "run" else "Not a directory"
+    assert f"the folder cannot be created ({reason}); choose another {key}" in output
+    assert "Traceback" not in output and blocker.read_text() == "mine"
+
+
 def test_two_runs_started_at_once_into_one_folder(synthetic_dir, tmp_path):
     run_dir = tmp_path / "shared"
     args = [sys.executable, str(ROOT / "train.py"), "experiment=good", "trainer.max_epochs=2",

@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from goodfit.runtime.distributed import is_rank_zero
-from goodfit.runtime.errors import EXIT_USER_ERROR, RunFolderInUseError
+from goodfit.runtime.errors import EXIT_USER_ERROR, RunFolderError, RunFolderInUseError, UserError
 
 LOCK_FILE = ".goodfit.lock"
 RECORD_MARKERS = (".hydra", "summary.json", "checkpoints", "train.log")
@@ -37,7 +37,7 @@ def lock_folder(folder: Path) -> None:
     folder = folder.resolve()
     if folder in _HELD:
         return
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, "hydra.run.dir")
     handle = open(folder / LOCK_FILE, "a+")  # noqa: SIM115  (held open until exit)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -53,6 +53,18 @@ def lock_folder(folder: Path) -> None:
     handle.write(f"process {os.getpid()}\n")
     handle.flush()
     _HELD[folder] = handle
+
+
+def make_folder(folder: Path, key: str) -> None:
+    """Create a run or sweep folder (and its parents); one line naming `key` when it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        if isinstance(err, FileExistsError) or (folder.exists() and not folder.is_dir()):
+            reason = "a file has that name"
+        raise RunFolderError(f"{key}={folder}: the folder cannot be created ({reason}); "
+                             f"choose another {key}") from None  # fmt: skip
 
 
 def claim(folder: Path, resume: str | None) -> None:
@@ -83,6 +95,19 @@ class RunFolderGuard(Callback):
         folder = Path(str(OmegaConf.select(config, "hydra.run.dir"))).expanduser()
         try:
             claim(folder, OmegaConf.select(config, "resume", default=None))
-        except RunFolderInUseError as err:
-            print(f"Error: {err}", file=sys.stderr)  # before Hydra's logging is set up
-            raise SystemExit(EXIT_USER_ERROR) from None
+        except UserError as err:
+            _refuse(err)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """The sweep folder, created here so that a path that cannot be one is named (Hydra's
+        launcher would fail with a traceback)."""
+        try:
+            make_folder(Path(str(OmegaConf.select(config, "hydra.sweep.dir"))).expanduser(),
+                        "hydra.sweep.dir")  # fmt: skip
+        except UserError as err:
+            _refuse(err)
+
+
+def _refuse(err: UserError) -> None:
+    print(f"Error: {err}", file=sys.stderr)  # before Hydra's logging is set up
+    raise SystemExit(EXIT_USER_ERROR) from None

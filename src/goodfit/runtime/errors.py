@@ -32,6 +32,11 @@ class RunFolderInUseError(UserError, RuntimeError):
     """The run folder already holds another run, or another process is running in it."""
 
 
+class RunFolderError(UserError, OSError):
+    """A run or sweep folder cannot be created where the config puts it (a file has its name,
+    no permission, a read-only disk)."""
+
+
 class DivergedError(UserError, RuntimeError):
     """The training loss is no longer a finite number."""
 
