@@ -123,6 +123,21 @@ def test_console_summary(good_run):
     assert "tensorboard --logdir" in output
 
 
+def test_console_table_wraps_a_long_path_whole():
+    """A run folder longer than the terminal is wrapped, never cut with an ellipsis."""
+    import io
+
+    from rich.console import Console
+
+    from goodfit.records.summary import print_table
+
+    folder = "/work/logs/runs/2026-12-02_13-47-53_debug_22ea1234567/optimizer=sgd"
+    out = io.StringIO()
+    print_table("run", [("run folder", folder), ("seed", 1)], Console(width=50, file=out))
+    cells = [line.split("│")[2].strip() for line in out.getvalue().splitlines() if "│" in line]
+    assert "…" not in out.getvalue() and "".join(cells[:-1]) == folder and cells[-1] == "1"
+
+
 def test_run_folder_is_never_reused(good_run, synthetic_dir):
     run_dir, _ = good_run
     result = run_train(

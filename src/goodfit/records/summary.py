@@ -37,7 +37,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     console = console or Console()
     table = Table(title=f"goodfit run: {summary.get('name')}", show_header=False)
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # long paths wrap whole: they are there to be copied
     rows = [
         ("experiment", summary.get("experiment")),
         ("model / optimizer", f"{summary.get('model')} / {summary.get('optimizer')}"),
@@ -67,7 +67,7 @@ def print_table(title: str, rows: list[tuple[str, Any]], console: Console | None
     """A two-column table of labelled values."""
     table = Table(title=title, show_header=False)
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # long paths wrap whole: they are there to be copied
     for key, value in rows:
         table.add_row(key, str(value))
     (console or Console()).print(table)
