@@ -84,3 +84,34 @@ def test_compiled_network_computes_the_same(compose):
     expected = net(x)
     net.compile(backend="eager")  # the real torch.compile path, without a C++ build
     assert torch.allclose(net(x), expected)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("model.num_classes=5",), "model (goodfit.models.MLP) gives (2, 5) for 2 images of "
+                                   "1×28×28, not one score per class (2, 10)"),
+        (("model.in_features=100",), "model (goodfit.models.MLP) fails on the data's 1×28×28 "
+                                     "images: mat1 and mat2 shapes cannot be multiplied"),
+        (("model=cnn", "model.in_channels=3"), "model (goodfit.models.CNN) fails on the data's "
+                                               "1×28×28 images: Given groups=1"),
+    ],
+)  # fmt: skip
+def test_a_network_that_does_not_fit_the_data_is_refused_before_training(
+    compose, overrides, message
+):
+    """Without the check, cross-entropy fails at the first batch (IndexError: Target 8 is out of
+    bounds) or the first forward pass fails inside fit."""
+    with pytest.raises(ConfigError) as refused:
+        build_network(compose(*overrides).model, fits=((1, 28, 28), 10))
+    assert str(refused.value).startswith(message)
+
+
+def test_the_fit_check_leaves_the_network_as_it_was(compose):
+    torch.manual_seed(0)
+    net = build_network(compose("model=cnn").model, fits=((1, 28, 28), 10))
+    assert net.training
+    torch.manual_seed(0)
+    plain = build_network(compose("model=cnn").model)
+    pairs = zip(net.state_dict().values(), plain.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)

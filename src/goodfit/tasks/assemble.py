@@ -98,7 +98,8 @@ def check_optimizer(cfg: DictConfig) -> None:
 
 def prepare(cfg: DictConfig) -> Prepared:
     datamodule = build_datamodule(cfg)
-    return Prepared(datamodule, build_network(cfg.model))
+    fits = (tuple(datamodule.image_shape), len(datamodule.class_names))
+    return Prepared(datamodule, build_network(cfg.model, fits=fits))
 
 
 def build_module(cfg: DictConfig, net: nn.Module) -> L.LightningModule:
