@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import lightning as L
 import pytest
@@ -127,3 +128,27 @@ def test_a_signal_during_the_ddp_flag_exchange_is_kept_for_the_next(tmp_path):
     finally:
         stop.on_train_end(trainer, None)
     assert signal.getsignal(signal.SIGTERM) != stop._handle
+
+
+class _Misspelt(L.Callback):
+    def on_train_epoch_ended(self, trainer: Any, pl_module: Any) -> None: ...
+
+    def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None: ...
+
+    def on_train_epoch_end_summary(self) -> None: ...  # a helper of its own, not a typo
+
+
+def test_a_misspelt_hook_is_named_when_the_callback_is_built(caplog):
+    """Lightning never calls `on_train_epoch_ended`; goodfit says so, once, with the hook meant.
+    Real hooks, helpers of one's own and hooks set on the instance (LambdaCallback) pass."""
+    from lightning.pytorch.callbacks import LambdaCallback
+
+    from goodfit.tasks.assemble import warn_misspelled_hooks
+
+    with caplog.at_level("WARNING"):
+        warn_misspelled_hooks("callbacks.mine", _Misspelt(), L.Callback)
+        warn_misspelled_hooks("callbacks.lambda", LambdaCallback(on_fit_end=print), L.Callback)
+    assert [r.getMessage() for r in caplog.records] == [
+        "callbacks.mine: _Misspelt.on_train_epoch_ended is not a Lightning hook and will never "
+        "be called; did you mean on_train_epoch_end?"
+    ]

@@ -3,6 +3,7 @@ callbacks, the loggers and the Trainer. Each part comes from its config group al
 
 from __future__ import annotations
 
+import difflib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ def build_module(cfg: DictConfig, net: nn.Module) -> L.LightningModule:
             f"module._target_={cfg.module.get('_target_')}: builds a {type(module).__name__}, "
             "not a LightningModule"
         )
+    warn_misspelled_hooks("module", module, L.LightningModule)
     return module
 
 
@@ -128,8 +130,20 @@ def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
             callback = instantiate(cb_cfg)
         if not isinstance(callback, L.Callback):
             raise ConfigError(f"callbacks.{name}: {type(callback).__name__} is not a Callback")
+        warn_misspelled_hooks(f"callbacks.{name}", callback, L.Callback)
         callbacks.append(callback)
     return callbacks
+
+
+def warn_misspelled_hooks(key: str, obj: Any, base: type) -> None:
+    """Lightning calls hooks by their exact names, so a method named like one but misspelt
+    (`on_train_epoch_ended`) is silently never called: say so when the object is built."""
+    hooks = [n for n in dir(base) if n.startswith("on_")]
+    for name in sorted(set(dir(type(obj))) - set(dir(base))):
+        close = difflib.get_close_matches(name, hooks, n=1, cutoff=0.85)
+        if name.startswith("on_") and close:
+            log.warning("%s: %s.%s is not a Lightning hook and will never be called; did you "
+                        "mean %s?", key, type(obj).__name__, name, close[0])  # fmt: skip
 
 
 def build_loggers(cfg: DictConfig) -> list[Any]:
