@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from goodfit.hydra_ext.key_hints import quoting_hints, unknown_key_hints
+from goodfit.hydra_ext.key_hints import choice_hints, quoting_hints, unknown_key_hints
 
 from .conftest import ROOT, run_train, synthetic_overrides
 
@@ -89,6 +89,22 @@ def test_an_argument_the_config_does_not_set_gets_the_plus_form():
         "trainer.limit_train_batches is an argument of lightning.pytorch.Trainer that the config "
         "does not set; add it with +trainer.limit_train_batches=2,3",
         "model.channls is not a key of the config; did you mean model.channels?",
+    ]
+
+
+def test_a_group_choice_that_names_no_option_gets_the_nearest(tmp_path):
+    """Hydra lists a group's options above its config search path; the last line names the
+    nearest one. Plugins' options (hydra/launcher=joblib) and lists are left to Hydra."""
+    result = run_train("experiment=goood", f"hydra.run.dir={tmp_path / 'run'}", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "experiment=goood is not an option of experiment; did you mean experiment=good?"
+    )
+    args = ["-m", "optimizer=adamm,sgd", "model=foo", "hydra/launcher=joblib",
+            "logger=[tensorboard,csv]", "~scheduler"]  # fmt: skip
+    assert choice_hints(ROOT / "conf", args) == [
+        "optimizer=adamm is not an option of optimizer; did you mean optimizer=adam?",
+        "model=foo is not an option of model; one of cnn, mlp_bad, mlp_good, resnet, resnet18",
     ]
 
 

@@ -1,5 +1,5 @@
 """A misspelled key on the command line gets the nearest valid name; a path holding `=` gets
-the quoting it needs.
+the quoting it needs; a group choice that names no option gets the nearest one.
 
 Hydra refuses an unknown key (`trainer.max_epoch=3`) but only suggests appending it with `+`.
 When Hydra has refused the command line, `hint_unknown_keys` composes the config the command
@@ -104,6 +104,34 @@ def _target_taking(cfg: DictConfig, key: str) -> str | None:
     return target if parameters and name in parameters else None
 
 
+def choice_hints(config_dir: Path, args: Sequence[str]) -> list[str]:
+    """One line per config-group choice that names no option (`experiment=goood`), with the
+    nearest option; Hydra lists them all, above its config search path."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        overrides = OverridesParser.create().parse_overrides(
+            [a for a in args if not a.startswith("-")]
+        )
+    except Exception:  # a syntax error: Hydra's own message says it all
+        return []
+    hints = []
+    for override in overrides:
+        key = override.key_or_group
+        if override.is_delete() or key.startswith("hydra") or not _is_group(config_dir, key):
+            continue  # hydra/…: Hydra's plugins bring options that conf/ does not hold
+        options = sorted(f.stem for f in (config_dir / key).glob("*.yaml"))
+        values = (list(override.sweep_string_iterator()) if override.is_sweep_override()
+                  else [override.get_value_element_as_str()])  # fmt: skip
+        for value in values:
+            if value in options or value == "null" or value.startswith("["):
+                continue
+            close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+            hint = f"did you mean {key}={close[0]}?" if close else f"one of {', '.join(options)}"
+            hints.append(f"{key}={value} is not an option of {key}; {hint}")
+    return hints
+
+
 def quoting_hints(args: Sequence[str]) -> list[str]:
     """One line per command-line override Hydra cannot parse because its value holds an
     unquoted `=`, with the quoted form to type instead."""
@@ -131,6 +159,7 @@ def hint_unknown_keys(config_dir: Path, config_name: str) -> Iterator[None]:
     except SystemExit as exit_:
         if exit_.code == HYDRA_ERROR_STATUS:
             args = sys.argv[1:]
-            for hint in quoting_hints(args) + unknown_key_hints(config_dir, config_name, args):
+            hints = quoting_hints(args) + choice_hints(config_dir, args)
+            for hint in hints + unknown_key_hints(config_dir, config_name, args):
                 print(hint, file=sys.stderr)
         raise
