@@ -131,6 +131,24 @@ def test_a_folder_that_cannot_be_created_is_named(tmp_path, mode):
     assert "Traceback" not in output and blocker.read_text() == "mine"
 
 
+def test_ctrl_c_outside_training_is_one_line_and_exit_130(caplog):
+    """Ctrl-C while the data loads or the records are written (StopOnSignal handles it during
+    training): 'Stopped by Ctrl-C' and the status a shell gives SIGINT, not a traceback."""
+    from goodfit.hydra_ext.entry import report_user_errors
+
+    @report_user_errors
+    def task() -> None:
+        raise KeyboardInterrupt
+
+    with caplog.at_level("ERROR"), pytest.raises(SystemExit) as stopped:
+        try:
+            task()
+        except KeyboardInterrupt:  # would stop pytest itself
+            pytest.fail("Ctrl-C escaped the task as a KeyboardInterrupt (a traceback)")
+    assert stopped.value.code == 130
+    assert [r.getMessage() for r in caplog.records] == ["Stopped by Ctrl-C"]
+
+
 def test_two_runs_started_at_once_into_one_folder(synthetic_dir, tmp_path):
     run_dir = tmp_path / "shared"
     args = [sys.executable, str(ROOT / "train.py"), "experiment=good", "trainer.max_epochs=2",

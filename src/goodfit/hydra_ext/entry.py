@@ -13,6 +13,7 @@ from goodfit.hydra_ext.hydra_config import in_multirun
 from goodfit.runtime.errors import EXIT_USER_ERROR, UserError
 
 log = logging.getLogger("goodfit")
+EXIT_CTRL_C = 130  # what a shell reports for a process stopped by SIGINT: 128 + 2
 
 
 def report_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
@@ -29,6 +30,9 @@ def report_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
             if in_multirun():
                 raise
             raise SystemExit(EXIT_USER_ERROR) from None
+        except KeyboardInterrupt:  # Ctrl-C outside training (there StopOnSignal handles it)
+            log.error("Stopped by Ctrl-C")
+            raise SystemExit(EXIT_CTRL_C) from None
 
     return wrapper
 
