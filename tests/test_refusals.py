@@ -121,9 +121,13 @@ def test_a_sweep_job_folder_unquoted_gets_the_quoted_form(tmp_path):
     result = run_train(quoted, check=False)  # Hydra takes it; goodfit looks for the folder
     assert result.returncode == 2
     assert f"resume={job}: not a run folder" in result.stdout + result.stderr
-    assert quoting_hints(["optimizer=sgd", "-m", "x='a=b'", "hydra.run.dir=a/b=c"]) == [
+    args = ["optimizer=sgd", "-m", "x='a=b'", "hydra.run.dir=a/b=c", "datamodule.data_dir=~/d"]
+    assert quoting_hints(args) == [
         "hydra.run.dir: a value that holds '=' must be quoted for Hydra; type "
-        "\"hydra.run.dir='a/b=c'\" (with both kinds of quotes)"
+        "\"hydra.run.dir='a/b=c'\" (with both kinds of quotes)",
+        # the shell expands ~ after `name=`, not after `group.key=`: Hydra gets it, unparsable
+        "datamodule.data_dir: a value that holds '~' must be quoted for Hydra; type "
+        "\"datamodule.data_dir='~/d'\" (with both kinds of quotes)",
     ]
 
 

@@ -134,19 +134,21 @@ def choice_hints(config_dir: Path, args: Sequence[str]) -> list[str]:
 
 def quoting_hints(args: Sequence[str]) -> list[str]:
     """One line per command-line override Hydra cannot parse because its value holds an
-    unquoted `=`, with the quoted form to type instead."""
+    unquoted `=` (a sweep job's folder) or `~` (a home folder, which the shell leaves alone after
+    `key=`), with the quoted form to type instead."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
     hints = []
     for arg in args:
         key, sep, value = arg.partition("=")
-        if arg.startswith("-") or not sep or "=" not in value or value[:1] in "'\"":
+        if arg.startswith("-") or not sep or not {"=", "~"} & set(value) or value[:1] in "'\"":
             continue
         try:
             parser.parse_overrides([arg])
         except Exception:  # Hydra's grammar error; the quoted form parses
-            hints.append(f"{key}: a value that holds '=' must be quoted for Hydra; type "
+            mark = "=" if "=" in value else "~"
+            hints.append(f"{key}: a value that holds '{mark}' must be quoted for Hydra; type "
                          f"\"{key}='{value}'\" (with both kinds of quotes)")  # fmt: skip
     return hints
 
