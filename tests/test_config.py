@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from goodfit.hydra_ext.checks import validate
 from goodfit.models import MLP, build_network
 from goodfit.runtime.errors import ConfigError
+from goodfit.tasks.assemble import check_monitors
 
 from .conftest import group_options
 
@@ -95,14 +96,44 @@ def test_callbacks_and_loggers_can_be_switched_off(compose):
         ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"),
         ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch"),
         ("trainer.min_epochs=-2", "trainer.min_epochs"),
+        ("scheduler=cosine scheduler.interval=batch", "scheduler.interval"),
         ("+logger.tensorboard.renamed.val=1", "logger.tensorboard.renamed"),
     ],
 )
 def test_bad_values_refused_with_key_value_and_allowed(compose, override, key):
-    cfg = compose(override)
-    value = override.split("=", 1)[1]
+    cfg = compose(*override.split())  # a group choice first, where the key needs one
+    value = override.split()[-1].split("=", 1)[1]
     with pytest.raises(ConfigError, match=rf"{key}=.*{value}.* must be "):
         validate(cfg)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("scheduler=plateau", "scheduler.monitor=val/foo"),
+         "scheduler.monitor=val/foo: the run does not log it; it logs train/acc, train/loss, "
+         "train/lr, val/acc, val/loss every epoch; did you mean scheduler.monitor=val/loss?"),
+        (("callbacks.model_checkpoint.monitor=val/accuracy", "~logger"),
+         "callbacks.model_checkpoint.monitor=val/accuracy: the run does not log it; it logs "
+         "train/acc, train/loss, val/acc, val/loss every epoch; did you mean "
+         "callbacks.model_checkpoint.monitor=val/acc?"),
+    ],
+)  # fmt: skip
+def test_a_metric_watched_that_the_run_does_not_log_is_refused(compose, overrides, message):
+    """Lightning finds out when the first epoch ends (MisconfigurationException)."""
+    with pytest.raises(ConfigError) as refused:
+        check_monitors(compose(*overrides))
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [("scheduler=cosine", "scheduler.monitor=unused"), ("hparams_search=optuna",),
+     ("scheduler=plateau", "module._target_=lightning.LightningModule")],
+)  # fmt: skip
+def test_metrics_watched_that_cannot_be_told_or_do_not_matter_pass(compose, overrides):
+    """A monitor only a plateau scheduler reads; a module that does not list its metrics."""
+    check_monitors(compose(*overrides))
 
 
 def test_a_run_that_would_never_validate_is_refused(compose):

@@ -142,6 +142,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "an integer >= 1 (epochs), or null to validate by trainer.val_check_interval alone",
     ),
     "trainer.min_epochs": (lambda v: v is None or (_is_int(v) and v >= 0), "an integer >= 0"),
+    "scheduler.interval": (lambda v: v in ("epoch", "step"), "'epoch' or 'step'"),
     **DATA_RULES,
     "transfer.unfreeze_top_blocks": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "transfer.unfreeze_at_epoch": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),

@@ -49,6 +49,10 @@ class Classifier(L.LightningModule):
             names its own classes.
     """
 
+    # What it logs every epoch, which a scheduler, a checkpoint or early stopping may watch;
+    # goodfit checks their `monitor` against it before any work (a module without it is not).
+    epoch_metrics = ("train/loss", "train/acc", "val/loss", "val/acc")
+
     def __init__(
         self,
         net: nn.Module,

@@ -11,10 +11,11 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from goodfit.data.contract import check_contract, data_facts
 from goodfit.hydra_ext.resolvers import publish_data_facts
@@ -95,6 +96,40 @@ def check_optimizer(cfg: DictConfig) -> None:
         factory = instantiate(cfg.optimizer)
     if callable(factory):  # a partial; anything else the module builds its own way
         rehearse_optimizer(factory, target=cfg.optimizer.get("_target_"))
+
+
+def check_monitors(cfg: DictConfig) -> None:
+    """Each metric a plateau scheduler or a callback watches (`monitor`) must be one the run
+    logs every epoch; Lightning finds out only when the first epoch ends. Checked for modules
+    that list theirs (`epoch_metrics`, as goodfit's Classifier does)."""
+    module = _class_of(str((cfg.get("module") or {}).get("_target_")))
+    if module is None or not hasattr(module, "epoch_metrics"):
+        return
+    logged = set(module.epoch_metrics)
+    if (cfg.get("callbacks") or {}).get("lr_monitor") is not None and cfg.get("logger"):
+        logged.add("train/lr")  # the lr_monitor callback's
+    watched = [(f"callbacks.{name}.monitor", node.get("monitor"))
+               for name, node in (cfg.get("callbacks") or {}).items() if node]  # fmt: skip
+    scheduler = cfg.get("scheduler") or {}
+    factory = _class_of(str((scheduler.get("factory") or {}).get("_target_")))
+    if factory is not None and issubclass(factory, ReduceLROnPlateau):
+        watched.append(("scheduler.monitor", scheduler.get("monitor")))
+    for key, metric in watched:
+        if metric is not None and str(metric) not in logged:
+            close = difflib.get_close_matches(str(metric), sorted(logged), n=1, cutoff=0.5)
+            hint = f"; did you mean {key}={close[0]}?" if close else ""
+            raise ConfigError(f"{key}={metric}: the run does not log it; it logs "
+                              f"{', '.join(sorted(logged))} every epoch{hint}")  # fmt: skip
+
+
+def _class_of(target: str) -> type | None:
+    """The class a `_target_` names; None for a function or one that does not import here
+    (Hydra says so when it builds it)."""
+    try:
+        found = get_object(target)
+    except Exception:
+        return None
+    return found if isinstance(found, type) else None
 
 
 def prepare(cfg: DictConfig) -> Prepared:

@@ -44,10 +44,11 @@ def check_run_dir_unused(run_dir: Path) -> None:
 
 def preflight(cfg: DictConfig) -> Thresholds:
     """The checks that need no data, before any work: the config's values, the fit-diagnosis
-    thresholds (returned) and the optimizer's values."""
+    thresholds (returned), the optimizer's values and the metrics watched."""
     validate(cfg)
     thresholds = Thresholds.from_mapping(cfg.get("diagnosis"))
     assemble.check_optimizer(cfg)
+    assemble.check_monitors(cfg)
     return thresholds
 
 
