@@ -102,7 +102,7 @@ def check_monitors(cfg: DictConfig) -> None:
     """Each metric a plateau scheduler or a callback watches (`monitor`) must be one the run
     logs every epoch; Lightning finds out only when the first epoch ends. Checked for modules
     that list theirs (`epoch_metrics`, as goodfit's Classifier does)."""
-    module = _class_of(str((cfg.get("module") or {}).get("_target_")))
+    module = _class_of((cfg.get("module") or {}).get("_target_"))
     if module is None or not hasattr(module, "epoch_metrics"):
         return
     logged = set(module.epoch_metrics)
@@ -111,7 +111,7 @@ def check_monitors(cfg: DictConfig) -> None:
     watched = [(f"callbacks.{name}.monitor", node.get("monitor"))
                for name, node in (cfg.get("callbacks") or {}).items() if node]  # fmt: skip
     scheduler = cfg.get("scheduler") or {}
-    factory = _class_of(str((scheduler.get("factory") or {}).get("_target_")))
+    factory = _class_of((scheduler.get("factory") or {}).get("_target_"))
     if factory is not None and issubclass(factory, ReduceLROnPlateau):
         watched.append(("scheduler.monitor", scheduler.get("monitor")))
     for key, metric in watched:
@@ -122,11 +122,13 @@ def check_monitors(cfg: DictConfig) -> None:
                               f"{', '.join(sorted(logged))} every epoch{hint}")  # fmt: skip
 
 
-def _class_of(target: str) -> type | None:
-    """The class a `_target_` names; None for a function or one that does not import here
-    (Hydra says so when it builds it)."""
+def _class_of(target: Any) -> type | None:
+    """The class a `_target_` names; None for none, a function or one that does not import
+    here (Hydra says so when it builds it)."""
+    if not target:
+        return None
     try:
-        found = get_object(target)
+        found = get_object(str(target))
     except Exception:
         return None
     return found if isinstance(found, type) else None
