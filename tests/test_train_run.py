@@ -233,3 +233,20 @@ def test_tensorboard_pictures_and_verdict(good_run):
     text = events.Tensors(tag)[0].tensor_proto.string_val[0].decode()
     assert f"Verdict: {summary['verdict']}" in text
     assert summary["verdict_reasons"][0] in text
+
+
+def test_a_run_stopped_early_says_so(synthetic_dir, tmp_path):
+    """EarlyStopping (added by config) ends the run before max_epochs: summary.json and the
+    console say by what and why, beside the epochs run."""
+    run_dir = tmp_path / "early"
+    result = run_train(
+        "experiment=good", "trainer.max_epochs=6", "optimizer.lr=1e-12",
+        "+callbacks.es._target_=lightning.pytorch.callbacks.EarlyStopping",
+        "+callbacks.es.monitor=val/loss", "+callbacks.es.patience=1",
+        f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir),
+    )  # fmt: skip
+    summary = json.loads((run_dir / "summary.json").read_text())
+    stop = summary["stopped_early"]
+    assert summary["epochs_run"] == stop["epoch"] == 2 and stop["callback"] == "EarlyStopping"
+    assert stop["reason"].startswith("Monitored metric val/loss did not improve")
+    assert "2 (stopped early by EarlyStopping: Monitored metric" in result.stdout

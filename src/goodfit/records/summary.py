@@ -35,9 +35,6 @@ def _interval(bounds: Sequence[float] | None) -> str:
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     """A short end-of-run table: the figures, the run folder, how to open TensorBoard."""
     console = console or Console()
-    table = Table(title=f"goodfit run: {summary.get('name')}", show_header=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")  # long paths wrap whole: they are there to be copied
     rows = [
         ("experiment", summary.get("experiment")),
         ("model / optimizer", f"{summary.get('model')} / {summary.get('optimizer')}"),
@@ -46,7 +43,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
             "data (train/val/test)",
             f"{summary['n_train']} / {summary['n_val']} / {summary['n_test']}",
         ),
-        ("epochs run", summary["epochs_run"]),
+        ("epochs run", f"{summary['epochs_run']}{_stopped_early(summary)}"),
         ("best val/acc", _fmt(summary.get("best_val_acc"))),
         ("test loss", _fmt(summary["test_loss"])),
         ("test accuracy", _fmt(summary["test_acc"]) + _interval(summary.get("test_acc_ci95"))),
@@ -56,11 +53,14 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         ("run folder", summary["run_dir"]),
         ("TensorBoard", f"tensorboard --logdir {summary['run_dir']}"),
     ]
-    for key, value in rows:
-        table.add_row(key, str(value))
-    console.print(table)
+    print_table(f"goodfit run: {summary.get('name')}", rows, console)
     for reason in summary.get("verdict_reasons") or []:
         console.print(f"  - {reason}", highlight=False)
+
+
+def _stopped_early(summary: dict[str, Any]) -> str:
+    stop = summary.get("stopped_early")
+    return f" (stopped early by {stop['callback']}: {stop['reason']})" if stop else ""
 
 
 def print_table(title: str, rows: list[tuple[str, Any]], console: Console | None = None) -> None:

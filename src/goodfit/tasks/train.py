@@ -171,9 +171,15 @@ def _fast_path(cfg: DictConfig) -> Any:
 def _callback_fields(trainer: L.Trainer) -> dict[str, Any]:
     """What the run's callbacks add to summary.json (e.g. a search trial's number and whether
     the pruner stopped it: `status: pruned`)."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
     fields: dict[str, Any] = {}
     for callback in trainer.callbacks:
         fields.update(getattr(callback, "summary_fields", dict)())
+        if isinstance(callback, EarlyStopping) and callback.stopping_reason_message:
+            fields["stopped_early"] = {"callback": type(callback).__name__,
+                                       "epoch": callback.stopped_epoch + 1,
+                                       "reason": callback.stopping_reason_message}  # fmt: skip
     return fields
 
 
