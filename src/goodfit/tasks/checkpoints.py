@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from goodfit.hydra_ext.targets import targets
 from goodfit.runtime.checkpoint_io import CONFIG_KEY, load_checkpoint
 from goodfit.runtime.errors import CheckpointError, ConfigError
 
@@ -35,20 +35,6 @@ def _base_classes() -> tuple[type, ...]:
 
     return (torch.nn.Module, L.LightningDataModule, torch.optim.Optimizer, LRScheduler,
             ReduceLROnPlateau, L.Trainer, L.Callback, Logger, Strategy)  # fmt: skip
-
-
-def targets(node: Any, where: str = "") -> Iterator[tuple[str, str]]:
-    """Every (`key`, `_target_`) in a nested config."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            path = f"{where}.{key}" if where else str(key)
-            if key == "_target_":
-                yield where or "(root)", str(value)
-            else:
-                yield from targets(value, path)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from targets(value, f"{where}[{i}]")
 
 
 def untrusted_target(target: str) -> str | None:

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.checks import validate
 from goodfit.hydra_ext.relaunch import job_relaunch
+from goodfit.hydra_ext.targets import check_targets
 from goodfit.records.diagnosis import Thresholds
 from goodfit.records.publish import closing
 from goodfit.runtime.atomic import write_json_atomic
@@ -43,9 +44,10 @@ def check_run_dir_unused(run_dir: Path) -> None:
 
 
 def preflight(cfg: DictConfig) -> Thresholds:
-    """The checks that need no data, before any work: the config's values, the fit-diagnosis
-    thresholds (returned), the optimizer's values and the metrics watched."""
+    """The checks that need no data, before any work: the config's values, every `_target_`,
+    the fit-diagnosis thresholds (returned), the optimizer's values and the metrics watched."""
     validate(cfg)
+    check_targets(cfg)
     thresholds = Thresholds.from_mapping(cfg.get("diagnosis"))
     assemble.check_optimizer(cfg)
     assemble.check_monitors(cfg)
