@@ -117,6 +117,25 @@ def test_cifar_batch_that_would_run_code_is_refused(tmp_path):
     assert not marker.exists()
 
 
+def test_a_cifar_download_that_fails_is_named_with_the_places_looked_in(tmp_path, monkeypatch):
+    """No network (the machines here have none): torchvision's URLError becomes the data error
+    that lists where the batches were looked for, not a traceback."""
+    import urllib.error
+
+    import torchvision.datasets
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", no_network)
+    with pytest.raises(DataNotFoundError) as refused:
+        CIFAR10DataModule(str(tmp_path), download=True).prepare_data()
+    message = str(refused.value)
+    assert f"download into {tmp_path} with torchvision failed: <urlopen error" in message
+    assert f"  {tmp_path / 'cifar-10-batches-py'}\n" in message
+    assert "set datamodule.download=true" not in message  # it was
+
+
 def test_cifar_missing_damaged_or_wrong_batches_are_named(tmp_path):
     root = write_cifar(tmp_path)
     batches = root / "cifar-10-batches-py"

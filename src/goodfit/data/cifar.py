@@ -115,18 +115,21 @@ class CIFAR10DataModule(InMemoryDataModule):
             if (place / TRAIN_BATCHES[0]).is_file() or (place / META).is_file():
                 self.folder = place
                 return
+        why = "no download: datamodule.download is false"
         if self.download:
             from torchvision.datasets import CIFAR10
 
             log.info("CIFAR-10 not found on disk; downloading into %s", root)
-            CIFAR10(root=str(root), train=True, download=True)
-            self.folder = root / FOLDER
-            return
+            try:
+                CIFAR10(root=str(root), train=True, download=True)
+                self.folder = root / FOLDER
+                return
+            except Exception as err:  # no network, a refused or broken archive: said with the rest
+                why = f"download into {root} with torchvision failed: {err}"
         raise DataNotFoundError(
             "CIFAR-10 not found. Looked in:\n" + "\n".join(f"  {p}" for p in places)
-            + f"\n  no download: datamodule.download is false\nPut CIFAR-10's python version "
-            f"({FOLDER}/: {FILE_LIST}) in "
-            "datamodule.data_dir, or set datamodule.download=true"
+            + f"\n  {why}\nPut CIFAR-10's python version ({FOLDER}/: {FILE_LIST}) in "
+            "datamodule.data_dir" + ("" if self.download else ", or set datamodule.download=true")
         )  # fmt: skip
 
     def read(self) -> RawData:
