@@ -109,6 +109,27 @@ def test_predict_takes_a_run_folder_as_eval_does(trained, tmp_path, capsys):
     )
 
 
+def test_predict_classifies_every_image_in_a_folder(trained, tmp_path, capsys):
+    """A folder stands for the image files below it, in name order; hidden files and other
+    files are left out; a folder without images is an error of its own."""
+    folder = tmp_path / "photos"
+    (folder / "more").mkdir(parents=True)
+    images = make_images(np.array([7, 1]), seed=5)
+    Image.fromarray(images[0]).save(folder / "b_sneaker.png")
+    Image.fromarray(images[1]).save(folder / "more" / "a_trouser.png")
+    (folder / "notes.txt").write_text("not an image")
+    Image.fromarray(images[0]).save(folder / ".hidden.png")
+    assert predict.main([str(trained), str(folder)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        str(folder / "b_sneaker.png"),
+        str(folder / "more" / "a_trouser.png"),
+    ]
+    (tmp_path / "empty").mkdir()
+    assert predict.main([str(trained), str(tmp_path / "empty")]) == 2
+    assert "no image files in" in capsys.readouterr().err
+
+
 def test_predict_normalises_as_training_did(trained, synthetic_dir):
     """On the test files, predict's normalisation and network give the run's test accuracy."""
     run = load_trained(trained / "checkpoints" / "best.ckpt")

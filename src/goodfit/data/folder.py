@@ -71,6 +71,12 @@ def _images_in(folder: Path, extensions: tuple[str, ...],
     return found
 
 
+def image_files(folder: str | Path, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[Path]:
+    """The image files below `folder` (any depth, hidden ones left out), in name order."""
+    folder = Path(folder)
+    return [folder / name for name, _ in sorted(_images_in(folder, extensions))]
+
+
 def _classes_of(folder: Path) -> list[str]:
     classes = _visible_dirs(folder)
     if not classes:

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from goodfit.data.folder import image_files
 from goodfit.data.images import normalize_images, read_image
 from goodfit.runtime.errors import UserError
 from goodfit.tasks.checkpoints import TrainedRun, find_checkpoint, load_trained
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "checkpoint", type=Path, help="a checkpoint (.ckpt) of a goodfit run, or its run folder"
     )
-    parser.add_argument("images", type=Path, nargs="+", help="image files (PNG, JPEG, …)")
+    parser.add_argument("images", type=Path, nargs="+",
+                        help="image files (PNG, JPEG, …), or folders of them")  # fmt: skip
     parser.add_argument(
         "--trust",
         action="store_true",
@@ -73,8 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = trained.module
     class_names = list(getattr(module, "class_names", None) or module.hparams["class_names"])
+    images = [found for path in args.images for found in _expand(path)]
+    if not images:
+        print(f"error: no image files in {', '.join(map(str, args.images))}", file=sys.stderr)
+        return 2
     failed = 0
-    for path in args.images:
+    for path in images:
         try:
             image = read_image(path, prep["channels"], prep["size"])
         except UserError as err:
@@ -83,8 +89,13 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{path}: {describe(classify(trained.module, prep, image[None])[0], class_names)}")
     if failed:
-        print(f"{failed} of {len(args.images)} images could not be read", file=sys.stderr)
+        print(f"{failed} of {len(images)} images could not be read", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _expand(path: Path) -> list[Path]:
+    """A file as given; a folder as the image files below it."""
+    return image_files(path) if path.is_dir() else [path]
 
 
 if __name__ == "__main__":
