@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from goodfit.data.idx import read_idx
 from goodfit.runtime.errors import ConfigError
 from goodfit.tasks import evaluate as goodfit_eval
 from goodfit.tasks import predict
-from goodfit.tasks.checkpoints import load_trained
+from goodfit.tasks.checkpoints import find_checkpoint, load_trained
 
 from .conftest import ROOT, make_images, run_train, synthetic_overrides
 
@@ -106,6 +107,19 @@ def test_predict_takes_a_run_folder_as_eval_does(trained, tmp_path, capsys):
     assert predict.main([str(tmp_path / "nowhere"), str(image)]) == 2
     assert f"checkpoint={tmp_path / 'nowhere'}: no such checkpoint file or run folder" in (
         capsys.readouterr().err
+    )
+
+
+def test_a_folder_of_runs_given_as_one_names_the_argument_and_a_run(trained, tmp_path):
+    """A sweep folder given where a run folder is wanted: the message names the argument (not
+    a file name) and one of the runs inside."""
+    sweep = tmp_path / "sweep"
+    shutil.copytree(trained, sweep / "seed=1")
+    with pytest.raises(ConfigError) as refused:
+        find_checkpoint(sweep, name="ckpt_path")
+    assert str(refused.value) == (
+        f"ckpt_path={sweep}: the folder holds no checkpoints/best.ckpt or last.ckpt; it holds "
+        f"runs: give one of them, e.g. {sweep / 'seed=1'}"
     )
 
 

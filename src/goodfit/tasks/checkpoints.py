@@ -119,7 +119,10 @@ def find_checkpoint(path: Path, name: str) -> Path:
         best = json.loads(summary.read_text()).get("best_checkpoint")
         if best and Path(best).is_file():
             return Path(best)
-    for name in ("best.ckpt", "last.ckpt"):
-        if (path / "checkpoints" / name).is_file():
-            return path / "checkpoints" / name
-    raise ConfigError(f"{name}={path}: the folder holds no checkpoints/best.ckpt or last.ckpt")
+    for file in ("best.ckpt", "last.ckpt"):
+        if (path / "checkpoints" / file).is_file():
+            return path / "checkpoints" / file
+    runs = sorted(p.parent.parent for p in path.glob("*/checkpoints/*.ckpt"))
+    hint = f"; it holds runs: give one of them, e.g. {runs[0]}" if runs else ""
+    raise ConfigError(f"{name}={path}: the folder holds no checkpoints/best.ckpt or last.ckpt"
+                      f"{hint}")  # fmt: skip
