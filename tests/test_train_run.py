@@ -131,7 +131,7 @@ def test_console_table_wraps_a_long_path_whole():
 
     from goodfit.records.summary import print_table
 
-    folder = "/work/logs/runs/2026-12-02_13-47-53_debug_22ea1234567/optimizer=sgd"
+    folder = "logs/multiruns/a_sweep_with_a_long_name_0123456789/optimizer=sgd,seed=12345"
     out = io.StringIO()
     print_table("run", [("run folder", folder), ("seed", 1)], Console(width=50, file=out))
     cells = [line.split("│")[2].strip() for line in out.getvalue().splitlines() if "│" in line]
