@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from goodfit.runtime.imports import TargetNotFound, locate
+
 
 class UserError(Exception):
     """A problem with what the user gave (a config value, a file, a folder): the message says
@@ -117,10 +119,8 @@ def parameters_of(target: str) -> set[str] | None:
     """The keyword arguments `target` takes: a function's, or a class's (its own __init__ and,
     while each passes **kwargs on, its bases'); None when that cannot be told."""
     try:
-        from hydra.utils import get_object
-
-        obj = get_object(target)
-    except Exception:  # not importable here: Hydra's own error says so
+        obj = locate(target)
+    except TargetNotFound:  # not importable here: Hydra's own error says so
         return None
     if not isinstance(obj, type):
         return _keywords(obj)[0] if callable(obj) else None

@@ -11,7 +11,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import get_object, instantiate
+from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -23,6 +23,7 @@ from goodfit.lit.rehearsal import rehearse_optimizer
 from goodfit.models import build_network
 from goodfit.runtime.checkpoint_io import RunCheckpointIO
 from goodfit.runtime.errors import ConfigError, user_errors_of
+from goodfit.runtime.imports import class_or_none
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def check_monitors(cfg: DictConfig) -> None:
     """Each metric a plateau scheduler or a callback watches (`monitor`) must be one the run
     logs every epoch; Lightning finds out only when the first epoch ends. Checked for modules
     that list theirs (`epoch_metrics`, as goodfit's Classifier does)."""
-    module = _class_of((cfg.get("module") or {}).get("_target_"))
+    module = class_or_none((cfg.get("module") or {}).get("_target_"))
     if module is None or not hasattr(module, "epoch_metrics"):
         return
     logged = set(module.epoch_metrics)
@@ -111,7 +112,7 @@ def check_monitors(cfg: DictConfig) -> None:
     watched = [(f"callbacks.{name}.monitor", node.get("monitor"))
                for name, node in (cfg.get("callbacks") or {}).items() if node]  # fmt: skip
     scheduler = cfg.get("scheduler") or {}
-    factory = _class_of((scheduler.get("factory") or {}).get("_target_"))
+    factory = class_or_none((scheduler.get("factory") or {}).get("_target_"))
     if factory is not None and issubclass(factory, ReduceLROnPlateau):
         watched.append(("scheduler.monitor", scheduler.get("monitor")))
     for key, metric in watched:
@@ -120,18 +121,6 @@ def check_monitors(cfg: DictConfig) -> None:
             hint = f"; did you mean {key}={close[0]}?" if close else ""
             raise ConfigError(f"{key}={metric}: the run does not log it; it logs "
                               f"{', '.join(sorted(logged))} every epoch{hint}")  # fmt: skip
-
-
-def _class_of(target: Any) -> type | None:
-    """The class a `_target_` names; None for none, a function or one that does not import
-    here (Hydra says so when it builds it)."""
-    if not target:
-        return None
-    try:
-        found = get_object(str(target))
-    except Exception:
-        return None
-    return found if isinstance(found, type) else None
 
 
 def prepare(cfg: DictConfig) -> Prepared:
