@@ -92,18 +92,20 @@ def load_checkpoint(path: Path, name: str = "checkpoint") -> dict[str, Any]:
     return checkpoint
 
 
-def check_resumable(path: Path) -> None:
-    """Raise when `path` is not a complete, safe checkpoint of a training run."""
+def check_resumable(path: Path) -> dict[str, Any]:
+    """The contents of `path`; raise when it is not a complete, safe checkpoint of a training
+    run."""
     checkpoint = load_checkpoint(path)
     missing = [key for key in TRAINING_KEYS if key not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: not a training checkpoint (no {', '.join(missing)})")
+    return checkpoint
 
 
-def resumable_checkpoint(folder: Path) -> Path:
-    """The checkpoint to resume from: `last.ckpt`, or when it is damaged, the newest other
-    checkpoint in `folder` that loads. Each damaged one is reported. An unsafe file is never
-    passed over: it means the folder was tampered with, and the resume is refused."""
+def resumable_checkpoint(folder: Path) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint to resume from, and its contents: `last.ckpt`, or when it is damaged, the
+    newest other checkpoint in `folder` that loads. Each damaged one is reported. An unsafe file
+    is never passed over: it means the folder was tampered with, and the resume is refused."""
     others = sorted(
         (p for p in folder.glob("*.ckpt") if p.name != "last.ckpt"),
         key=lambda p: p.stat().st_mtime,
@@ -113,7 +115,7 @@ def resumable_checkpoint(folder: Path) -> Path:
     failures = []
     for path in candidates:
         try:
-            check_resumable(path)
+            checkpoint = check_resumable(path)
         except UnsafeCheckpointError:
             raise
         except CheckpointError as err:
@@ -122,7 +124,7 @@ def resumable_checkpoint(folder: Path) -> Path:
             continue
         if path.name != "last.ckpt":
             log.warning("Resuming from %s instead", path)
-        return path
+        return path, checkpoint
     raise CheckpointError(
         f"No checkpoint to resume from in {folder}"
         + ("".join(f"\n  {f}" for f in failures) if failures else " (the folder holds none)")

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.overrides import override_key
-from goodfit.runtime.checkpoint_io import CONFIG_KEY, load_checkpoint
+from goodfit.runtime.checkpoint_io import CONFIG_KEY
 from goodfit.runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -87,18 +87,18 @@ def auto_resume_state(run_dir: Path) -> str:
     return "new"
 
 
-def settle_limits(cfg: DictConfig, ckpt_path: Path, run_dir: Path) -> None:
+def settle_limits(cfg: DictConfig, checkpoint: dict[str, Any], ckpt_name: str,
+                  run_dir: Path) -> None:  # fmt: skip
     """A resumed run's limits: those given on the command line, else those of the session that
-    wrote the checkpoint (a run resumed once with trainer.max_epochs=30 and stopped again keeps
-    30). A completed run that has no epoch left to train is refused before any work."""
-    checkpoint = load_checkpoint(ckpt_path, name="resume")
+    wrote the checkpoint `ckpt_name` (a run resumed once with trainer.max_epochs=30 and stopped
+    again keeps 30). A completed run with no epoch left to train is refused before any work."""
     written_by = OmegaConf.create(checkpoint.get(CONFIG_KEY) or {})
     given = {override_key(o) for o in hydra_config.task_overrides()}
     for key in RESUME_OVERRIDABLE:
         value = OmegaConf.select(written_by, key, default=None)
         if key in given or value is None or value == OmegaConf.select(cfg, key, default=None):
             continue
-        log.info("resume: %s=%s, as in the session that wrote %s", key, value, ckpt_path.name)
+        log.info("resume: %s=%s, as in the session that wrote %s", key, value, ckpt_name)
         OmegaConf.update(cfg, key, value, force_add=True)
     done = epochs_done(checkpoint)
     max_epochs = OmegaConf.select(cfg, "trainer.max_epochs", default=None)

@@ -77,8 +77,8 @@ def run(
         from goodfit.runtime.checkpoint_io import resumable_checkpoint
         from goodfit.tasks.resume import settle_limits
 
-        ckpt_path = resumable_checkpoint(run_dir / "checkpoints")
-        settle_limits(cfg, ckpt_path, run_dir)
+        ckpt_path, checkpoint = resumable_checkpoint(run_dir / "checkpoints")
+        settle_limits(cfg, checkpoint, ckpt_path.name, run_dir)
         log.info("Resuming %s from %s", run_dir, ckpt_path)
     assemble.quiet_library_noise()
     overrides = " ".join(hydra_config.task_overrides()) or "none"
