@@ -115,3 +115,13 @@ def test_the_fit_check_leaves_the_network_as_it_was(compose):
     plain = build_network(compose("model=cnn").model)
     pairs = zip(net.state_dict().values(), plain.state_dict().values(), strict=True)
     assert all(torch.equal(a, b) for a, b in pairs)
+
+
+def test_a_network_with_lazy_layers_is_not_probed():
+    """Its lazy layers take their shapes and random weights at the first batch, as in a plain
+    Trainer; a probe would initialise them earlier, from other random numbers."""
+    from goodfit.models.build import check_fits_data
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    check_fits_data(net, (1, 28, 28), num_classes=5, target="lazy")  # 10 scores: not looked at
+    assert isinstance(net[1].weight, torch.nn.parameter.UninitializedParameter)

@@ -37,6 +37,10 @@ def check_fits_data(net: nn.Module, image_shape: tuple[int, int, int], num_class
     """Two blank images of the data's shape through the network, before any training: one that
     does not take them, or does not give one score per class, is a ConfigError naming the model
     (cross-entropy would fail at the first batch with `IndexError: Target 8 is out of bounds`)."""
+    from torch.nn.parameter import is_lazy
+
+    if any(is_lazy(p) for p in net.parameters()):
+        return  # the probe would initialise them, drawing random numbers the run would draw later
     shape = "×".join(map(str, image_shape))
     was_training = net.training
     net.eval()
