@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,52 @@ def logged_run(synthetic_dir: Path, tmp_path_factory) -> Path:
     if len(loggers) == 1:
         pytest.skip("neither mlflow nor wandb is installed (pip install -e .[mlflow,wandb])")
     run_dir = tmp_path_factory.mktemp("loggers") / "run"
-    run_train(
+    result = run_train(
         "trainer.max_epochs=2", f"hydra.run.dir={run_dir}", f"logger=[{','.join(loggers)}]",
         *synthetic_overrides(synthetic_dir),
     )  # fmt: skip
+    (run_dir.parent / "console.txt").write_text(result.stdout)
     return run_dir
+
+
+def test_console_summary_says_where_each_logger_recorded(logged_run):
+    console = (logged_run.parent / "console.txt").read_text()
+    rows = re.sub(r"[│\s]", "", console)  # a long value folds onto lines with a blank label
+    assert f"TensorBoardtensorboard--logdir{logged_run}" in rows
+    if HAS["mlflow"]:
+        assert f"MLflowmlflowui--backend-store-urisqlite:///{logged_run.parent}/mlflow.db" in rows
+    if HAS["wandb"]:
+        [offline] = logged_run.glob("wandb/offline-run-*")
+        assert f"W&Bwandbsync{offline}" in rows
+
+
+def test_where_to_look_names_only_the_loggers_of_the_run(tmp_path):
+    """logger=csv gets the CSV file and no TensorBoard command (there are no event files)."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from goodfit.records.publish import where_to_look
+
+    csv = CSVLogger(tmp_path, name="csv", version="")
+    assert where_to_look([csv]) == [("CSV", str(tmp_path / "csv" / "metrics.csv"))]
+    board = TensorBoardLogger(tmp_path, name="", version="")
+    assert where_to_look([board, csv])[0] == ("TensorBoard", f"tensorboard --logdir {tmp_path}")
+    assert where_to_look([]) == []
+
+
+@pytest.mark.skipif(not HAS["mlflow"], reason="mlflow not installed (pip install -e .[mlflow])")
+def test_where_to_look_for_an_mlflow_store_or_server(tmp_path, monkeypatch):
+    from goodfit.records.mlflow_logger import MLFlowLogger
+    from goodfit.records.publish import where_to_look
+
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    server = "http://127.0.0.1:5000"  # no request is made before the run logs
+    assert where_to_look([MLFlowLogger(tracking_uri=store), MLFlowLogger(tracking_uri=server)]) == [
+        ("MLflow", f"mlflow ui --backend-store-uri {store}"),
+        ("MLflow", server),
+    ]
+    # no tracking_uri: MLflow's own variable, as Lightning's logger reads it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    assert MLFlowLogger().tracking_uri == store
 
 
 @pytest.mark.skipif(not HAS["mlflow"], reason="mlflow not installed (pip install -e .[mlflow])")

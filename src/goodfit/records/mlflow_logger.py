@@ -5,6 +5,7 @@ curves per epoch and the test figures)."""
 from __future__ import annotations
 
 import fcntl
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,13 @@ class MLFlowLogger(LightningMLFlowLogger):
 
     def __init__(self, experiment_name: str = "goodfit", tracking_uri: str | None = None,
                  artifact_location: str | None = None, **kwargs: Any) -> None:  # fmt: skip
+        tracking_uri = tracking_uri or os.getenv("MLFLOW_TRACKING_URI")  # Lightning's default
         if tracking_uri and tracking_uri.startswith(SQLITE):
             prepare_sqlite_store(tracking_uri, experiment_name, artifact_location)
         super().__init__(experiment_name=experiment_name, tracking_uri=tracking_uri,
                          artifact_location=artifact_location, **kwargs)  # fmt: skip
+        # where the console summary says to look (Lightning keeps it private)
+        self.tracking_uri = tracking_uri or f"file:{self.save_dir}"
 
 
 def prepare_sqlite_store(uri: str, experiment_name: str, artifact_location: str | None) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from goodfit.records.run_record import RunRecord
@@ -45,6 +46,34 @@ def publish(loggers: list[Any], record: RunRecord) -> None:
         publisher = _publisher(logger)
         if publisher is not None:
             publisher(logger, record)
+
+
+def where_to_look(loggers: list[Any]) -> list[tuple[str, str]]:
+    """For each configured logger, how to open what it recorded: (its name, a command or file)."""
+    from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger, WandbLogger
+
+    rows = []
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            rows.append(("TensorBoard", f"tensorboard --logdir {Path(logger.log_dir)}"))
+        elif isinstance(logger, CSVLogger):
+            rows.append(("CSV", str(Path(logger.log_dir) / "metrics.csv")))
+        elif isinstance(logger, MLFlowLogger):
+            rows.append(("MLflow", _mlflow_place(logger)))
+        elif isinstance(logger, WandbLogger):
+            run = logger.experiment
+            # sync_dir is public from wandb 0.19; before it, the run's files sit in <it>/files
+            folder = getattr(run, "sync_dir", None) or Path(run.dir).parent
+            rows.append(("W&B", f"wandb sync {folder}" if run.offline else run.url))
+    return rows
+
+
+def _mlflow_place(logger: Any) -> str:
+    uri = getattr(logger, "tracking_uri", None)  # goodfit's MLFlowLogger keeps it
+    if uri is None:
+        return f"run {logger.run_id}"
+    served = uri.startswith(("http:", "https:", "databricks"))
+    return uri if served else f"mlflow ui --backend-store-uri {uri}"
 
 
 @contextmanager

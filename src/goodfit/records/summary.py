@@ -32,8 +32,10 @@ def _interval(bounds: Sequence[float] | None) -> str:
     return f"  (95% interval {bounds[0]:.4f} to {bounds[1]:.4f})" if bounds else ""
 
 
-def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
-    """A short end-of-run table: the figures, the run folder, how to open TensorBoard."""
+def print_summary(summary: dict[str, Any], where_to_look: Sequence[tuple[str, str]] = (),
+                  console: Console | None = None) -> None:  # fmt: skip
+    """A short end-of-run table: the figures, the run folder, how to open what each logger
+    recorded (`where_to_look`: (logger, command or file) rows)."""
     console = console or Console()
     rows = [
         ("experiment", summary.get("experiment")),
@@ -51,7 +53,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         ("verdict", summary.get("verdict")),
         ("fit time", f"{summary['fit_seconds']:.1f} s"),
         ("run folder", summary["run_dir"]),
-        ("TensorBoard", f"tensorboard --logdir {summary['run_dir']}"),
+        *where_to_look,
     ]
     print_table(f"goodfit run: {summary.get('name')}", rows, console)
     for reason in summary.get("verdict_reasons") or []:

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from goodfit.records.diagnosis import Thresholds, diagnose
 from goodfit.records.figures import write_run_pictures
-from goodfit.records.publish import publish, verdict_markdown
+from goodfit.records.publish import publish, verdict_markdown, where_to_look
 from goodfit.records.run_record import RunRecord
 from goodfit.records.summary import per_class_table, print_summary, run_summary
 from goodfit.runtime.atomic import write_json_atomic
@@ -97,7 +97,7 @@ def record_run(
     summary["pictures"] = sorted(path.name for path in pictures.values())
     write_json_atomic(run_dir / "summary.json", summary)
     publish_to_loggers(cfg, choices, loggers, summary, pictures)
-    print_summary(summary)
+    print_summary(summary, where_to_look(loggers))
     return summary
 
 
