@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf.errors import MissingMandatoryValue
 
 from goodfit.hydra_ext.hydra_config import in_multirun
-from goodfit.runtime.errors import EXIT_USER_ERROR, UserError
+from goodfit.runtime.errors import EXIT_USER_ERROR, ConfigError, UserError
 
 log = logging.getLogger("goodfit")
 EXIT_CTRL_C = 130  # what a shell reports for a process stopped by SIGINT: 128 + 2
@@ -25,10 +25,10 @@ def report_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return task(*args, **kwargs)
         except (UserError, MissingMandatoryValue) as err:
-            # One line, in the console and in the run's train.log.
-            log.error("%s", err if isinstance(err, UserError) else _missing_value(err))
+            message = err if isinstance(err, UserError) else ConfigError(_missing_value(err))
+            log.error("%s", message)  # one line, in the console and in the run's train.log
             if in_multirun():
-                raise
+                raise message from None
             raise SystemExit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt:  # Ctrl-C outside training (there StopOnSignal handles it)
             log.error("Stopped by Ctrl-C")

@@ -10,12 +10,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from hydra.errors import CompactHydraException
+
 from goodfit.runtime.imports import TargetNotFound, locate
 
 
-class UserError(Exception):
+class UserError(CompactHydraException):
     """A problem with what the user gave (a config value, a file, a folder): the message says
     which and what is allowed. Entry points exit with status 2 and the message alone."""
+
+    # A CompactHydraException: the job of a multirun that raised it is reported by Hydra at the
+    # sweep's end with its overrides and this message, without a traceback.
 
 
 class ConfigError(UserError, ValueError):
