@@ -230,8 +230,14 @@ SMALL_STUDY = (
 @pytest.mark.slow
 def test_finetune_study_end_to_end(synthetic_dir, tmp_path):
     run_dir = tmp_path / "study"
-    run_train(*SMALL_STUDY, f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir))
+    result = run_train(
+        *SMALL_STUDY, f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir)
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
+    # the console ends with the four steps side by side and the gain
+    last_table = result.stdout.rsplit("transfer study:", 1)[-1]
+    assert f"{summary['transfer_gain']:+.4f}" in last_table
+    assert f"{summary['scratch_test_acc']:.4f}" in last_table
     assert summary["status"] == "completed" and summary["experiment"] == "finetune"
     for key in ("test_acc", "scratch_test_acc", "head_test_acc", "pretrain_test_acc"):
         assert 0.0 <= summary[key] <= 1.0, key
@@ -260,6 +266,29 @@ def test_finetune_study_end_to_end(synthetic_dir, tmp_path):
     given = json.loads((again / "summary.json").read_text())
     assert given["backbone"] == str(run_dir / "pretrain" / "backbone.pt")
     assert given["head_test_acc"] == summary["head_test_acc"], "same backbone, same seed"
+
+
+def test_transfer_summary_table_shows_each_step_and_the_gain():
+    import io
+
+    from rich.console import Console
+
+    from goodfit.records.summary import print_transfer_summary
+
+    out = io.StringIO()
+    summary = {
+        "name": "finetune", "pretrain_test_acc": 0.9448, "head_test_acc": 0.9348,
+        "test_acc": 0.9354, "scratch_test_acc": 0.8956, "transfer_gain": 0.0398,
+        "run_dir": "/runs/study", "backbone": "/runs/study/pretrain/backbone.pt",
+    }  # fmt: skip
+    print_transfer_summary(summary, Console(width=100, file=out))
+    lines = [" ".join(line.strip("│ ").split()) for line in out.getvalue().splitlines()]
+    assert "3. fine-tuned (this run) │ 0.9354" in lines
+    assert "4. from scratch │ 0.8956" in lines and "transfer gain (3 − 4) │ +0.0398" in lines
+    # a given backbone: no pretraining step, the backbone named instead
+    out = io.StringIO()
+    print_transfer_summary({**summary, "pretrain_test_acc": None}, Console(width=100, file=out))
+    assert "not run: /runs/study/pretrain/backbone.pt" in out.getvalue()
 
 
 def test_missing_backbone_is_a_clear_error_before_training(synthetic_dir, tmp_path):

@@ -60,6 +60,21 @@ def print_summary(summary: dict[str, Any], where_to_look: Sequence[tuple[str, st
         console.print(f"  - {reason}", highlight=False)
 
 
+def print_transfer_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    """The transfer study's four steps side by side, and what the pretrained features bought."""
+    pretrained = summary.get("pretrain_test_acc")
+    rows = [
+        ("1. pretrain, source task", _fmt(pretrained) if pretrained is not None
+         else f"not run: {summary.get('backbone')}"),
+        ("2. head on frozen features", _fmt(summary.get("head_test_acc"))),
+        ("3. fine-tuned (this run)", _fmt(summary["test_acc"])),
+        ("4. from scratch", _fmt(summary["scratch_test_acc"])),
+        ("transfer gain (3 − 4)", f"{summary['transfer_gain']:+.4f}"),
+        ("run folder", summary["run_dir"]),
+    ]  # fmt: skip
+    print_table(f"transfer study: {summary.get('name')} (test accuracy)", rows, console)
+
+
 def _stopped_early(summary: dict[str, Any]) -> str:
     stop = summary.get("stopped_early")
     return f" (stopped early by {stop['callback']}: {stop['reason']})" if stop else ""

@@ -30,7 +30,9 @@ from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.overrides import override_key
 from goodfit.lit.rehearsal import rehearse_optimizer
 from goodfit.models.backbone import BACKBONE_FILE, backbone_of, load_backbone
+from goodfit.records.summary import print_transfer_summary
 from goodfit.runtime.atomic import write_json_atomic
+from goodfit.runtime.distributed import is_rank_zero
 from goodfit.runtime.errors import ConfigError
 from goodfit.tasks import assemble, train
 from goodfit.tasks.feature_head import train_head
@@ -254,5 +256,7 @@ def run(cfg: DictConfig, choices: dict[str, Any] | None = None, *,
     scratch_acc = scratch_test_acc(cfg, choices, run_dir)
     summary.update(scratch_test_acc=scratch_acc,
                    transfer_gain=round(summary["test_acc"] - scratch_acc, 4))  # fmt: skip
-    write_json_atomic(run_dir / "summary.json", summary)
+    if is_rank_zero():  # the other processes' summaries lack what only the first one writes
+        write_json_atomic(run_dir / "summary.json", summary)
+        print_transfer_summary(summary)
     return summary
