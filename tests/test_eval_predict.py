@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from goodfit.data.idx import read_idx
+from goodfit.hydra_ext.key_hints import typed_override
 from goodfit.runtime.errors import ConfigError
 from goodfit.tasks import evaluate as goodfit_eval
 from goodfit.tasks import predict
@@ -121,6 +123,36 @@ def test_a_folder_of_runs_given_as_one_names_the_argument_and_a_run(trained, tmp
         f"ckpt_path={sweep}: the folder holds no checkpoints/best.ckpt or last.ckpt; it holds "
         f"runs: give one of them, e.g. {sweep / 'seed=1'}"
     )
+
+
+def test_the_run_eval_suggests_in_a_folder_of_runs_is_typed_as_hydra_reads_it(trained, tmp_path):
+    """A sweep's job folders hold '=' and ',' (optimizer=sgd,seed=1): the suggested command-line
+    argument is quoted for Hydra, and typed as given it tests that run."""
+    sweep = tmp_path / "sweep"
+    shutil.copytree(trained, sweep / "optimizer=sgd,seed=1")
+    command = [sys.executable, str(ROOT / "eval.py")]
+    result = subprocess.run([*command, f"ckpt_path={sweep}"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 2
+    suggested = (result.stdout + result.stderr).split("give one of them, e.g. ")[1].split("\n")[0]
+    assert suggested == f"\"ckpt_path='{sweep / 'optimizer=sgd,seed=1'}'\""
+    result = subprocess.run([*command, *shlex.split(suggested)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test accuracy" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "typed"),
+    [
+        ("/runs/a", "ckpt_path=/runs/a"),
+        ("/runs/optimizer=sgd", "\"ckpt_path='/runs/optimizer=sgd'\""),
+        ("/runs/a,b", "\"ckpt_path='/runs/a,b'\""),  # unquoted: a sweep over two paths
+        ("~/runs", "\"ckpt_path='~/runs'\""),
+    ],
+)
+def test_typed_override_quotes_what_hydra_would_misread(value, typed):
+    assert typed_override("ckpt_path", value) == typed
 
 
 def test_predict_classifies_every_image_in_a_folder(trained, tmp_path, capsys):

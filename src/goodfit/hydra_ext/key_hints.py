@@ -136,21 +136,33 @@ def quoting_hints(args: Sequence[str]) -> list[str]:
     """One line per command-line override Hydra cannot parse because its value holds an
     unquoted `=` (a sweep job's folder) or `~` (a home folder, which the shell leaves alone after
     `key=`), with the quoted form to type instead."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
     hints = []
     for arg in args:
         key, sep, value = arg.partition("=")
         if arg.startswith("-") or not sep or not {"=", "~"} & set(value) or value[:1] in "'\"":
             continue
-        try:
-            parser.parse_overrides([arg])
-        except Exception:  # Hydra's grammar error; the quoted form parses
+        typed = typed_override(key, value)
+        if typed != arg:
             mark = "=" if "=" in value else "~"
             hints.append(f"{key}: a value that holds '{mark}' must be quoted for Hydra; type "
-                         f"\"{key}='{value}'\" (with both kinds of quotes)")  # fmt: skip
+                         f"{typed} (with both kinds of quotes)")  # fmt: skip
     return hints
+
+
+def typed_override(key: str, value: str) -> str:
+    """`key=value` as a shell command line must give it for Hydra to read `value` as is: quoted
+    (`"key='value'"`) when Hydra's grammar would refuse it or read something else (a sweep
+    of a value with commas, a `~` or `=` in a path)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    plain = f"{key}={value}"
+    try:
+        [override] = OverridesParser.create().parse_overrides([plain])
+        if not override.is_sweep_override() and override.value() == value:
+            return plain
+    except Exception:  # Hydra's grammar error; the quoted form parses
+        pass
+    return f"\"{key}='{value}'\""
 
 
 @contextmanager

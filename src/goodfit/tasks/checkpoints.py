@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,9 +108,9 @@ def load_trained(path: Path, trust: bool = False, name: str = "ckpt_path") -> Tr
     return TrainedRun(module, config, checkpoint)
 
 
-def find_checkpoint(path: Path, name: str) -> Path:
+def find_checkpoint(path: Path, name: str, typed: Callable[[Path], str] = str) -> Path:
     """A checkpoint file as given; for a run folder, the checkpoint its own test used. `name`:
-    the argument that gave `path`, for the message."""
+    the argument that gave `path`, for the message; `typed`: how to type another path for it."""
     if path.is_file():
         return path
     if not path.is_dir():
@@ -123,6 +124,6 @@ def find_checkpoint(path: Path, name: str) -> Path:
         if (path / "checkpoints" / file).is_file():
             return path / "checkpoints" / file
     runs = sorted(p.parent.parent for p in path.glob("*/checkpoints/*.ckpt"))
-    hint = f"; it holds runs: give one of them, e.g. {runs[0]}" if runs else ""
+    hint = f"; it holds runs: give one of them, e.g. {typed(runs[0])}" if runs else ""
     raise ConfigError(f"{name}={path}: the folder holds no checkpoints/best.ckpt or last.ckpt"
                       f"{hint}")  # fmt: skip

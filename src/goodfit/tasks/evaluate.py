@@ -18,12 +18,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L
     from hydra.utils import instantiate
 
+    from goodfit.hydra_ext.key_hints import typed_override
     from goodfit.records.summary import print_table
     from goodfit.tasks.assemble import TRAINER_REFUSALS, quiet_library_noise
     from goodfit.tasks.checkpoints import find_checkpoint, load_trained
 
     quiet_library_noise()
-    ckpt = find_checkpoint(Path(cfg.ckpt_path).expanduser(), name="ckpt_path")
+    ckpt = find_checkpoint(Path(cfg.ckpt_path).expanduser(), name="ckpt_path",
+                           typed=lambda run: typed_override("ckpt_path", str(run)))  # fmt: skip
     trained = load_trained(ckpt, trust=bool(cfg.get("trust_checkpoint")))
     run_cfg = trained.config
     if cfg.get("data_dir"):
