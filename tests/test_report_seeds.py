@@ -167,6 +167,44 @@ def test_a_failed_seed_is_reported_and_left_out(tmp_path):
     assert "**Failed:** DivergedError" in text
 
 
+def test_a_run_refused_before_its_summary_gives_the_logged_reason(tmp_path, capsys):
+    """A job refused before any work writes no summary.json; its train.log holds why, and the
+    report says so (not "no summary.json"). The run labels wrap whole in the console table."""
+    sweep = write_study(tmp_path / "sweep", good=GOOD[:2], bad=BAD[:2])
+    refused = write_run(sweep, ["experiment=good", "seed=3", "optimizer.lr=-1"], status="missing")
+    (refused / "train.log").write_text(
+        "[2026-01-01 10:00:00,000][goodfit.tasks.train][INFO] - Run folder x\n"
+        "[2026-01-01 10:00:00,100][goodfit][ERROR] - Invalid configuration:\n"
+        "  optimizer.lr=-1 is not allowed: must be a finite number > 0\n"
+    )  # what a refused job's log holds
+    capsys.readouterr()
+    failed = [run for group in report(sweep)["groups"] for run in group["failed"]]
+    reason = "Invalid configuration: optimizer.lr=-1 is not allowed: must be a finite number > 0"
+    assert failed == [
+        {"seed": 3, "folder": "experiment=good,seed=3,optimizer.lr=-1", "reason": reason}
+    ]
+    labels, row = [], None
+    for line in capsys.readouterr().out.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if len(cells) > 1 and cells[1]:  # a row's first line: its experiment column is set
+            labels.append(row := [cells[0]])
+        elif len(cells) > 1 and row is not None:
+            row.append(cells[0])
+    assert "experiment=good,seed=3,optimizer.lr=-1" in ["".join(label) for label in labels]
+
+
+def test_logged_error_is_the_last_error_record(tmp_path):
+    from goodfit.records.runs import logged_error
+
+    log = tmp_path / "train.log"
+    assert logged_error(log) is None  # no log at all
+    log.write_text("[t][a][ERROR] - first\n[t][a][INFO] - later\n[t][b][ERROR] - second,\n"
+                   "  on two lines\n\n[t][a][INFO] - after it\n  an info's own line\n")  # fmt: skip
+    assert logged_error(log) == "second, on two lines"
+    log.write_text("[t][a][INFO] - nothing went wrong\n")
+    assert logged_error(log) is None
+
+
 def test_one_run_per_group_still_reports_without_intervals(tmp_path, capsys):
     sweep = write_study(tmp_path / "sweep", good=GOOD[:1], bad=BAD[:1])  # `seed=1`, one seed
     result = report(sweep)

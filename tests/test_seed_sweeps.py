@@ -120,7 +120,7 @@ def test_report_on_a_seed_sweep_with_failed_jobs(synthetic_dir, tmp_path):
     assert (bad["name"], bad["runs"], good["name"], good["runs"]) == (
         "optimizer.lr=-1", 0, "optimizer.lr=0.01", 2)  # fmt: skip
     assert [f["seed"] for f in bad["failed"]] == [1, 2]
-    assert all("no summary.json" in f["reason"] for f in bad["failed"])
+    assert all("optimizer.lr=-1 is not allowed" in f["reason"] for f in bad["failed"])
     text = (sweep / "report.md").read_text()
     assert "- optimizer.lr=-1: no completed run, so no figures." in text
     assert "-1 − 0.01: no completed runs to compare" in text

@@ -147,9 +147,10 @@ def write_report(dirs: list[Path]) -> tuple[Path, list[RunRecord], dict[str, Any
 
 def print_table(records: list[RunRecord]) -> None:
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table(*COLUMNS, title="goodfit report")
+    # the run's label wraps whole: runs of a sweep often differ only in its last characters
+    table = Table(Column(COLUMNS[0], overflow="fold"), *COLUMNS[1:], title="goodfit report")
     for row in table_rows(records):
         table.add_row(*row)
     # A terminal gets its own width; a pipe or a file gets room for the whole table.

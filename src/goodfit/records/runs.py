@@ -10,6 +10,7 @@ kept, marked failed, so the report can show it and leave it out of the statistic
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,8 +130,9 @@ def read_job_num(folder: Path) -> int | None:
 
 def _read_summary(folder: Path) -> dict[str, Any]:
     path = folder / "summary.json"
-    if not path.is_file():
-        return {}  # a run that stopped before writing it
+    if not path.is_file():  # a run refused before it began, stopped, or still running
+        error = logged_error(folder / "train.log")
+        return {"status": "failed", "reason": error} if error else {}
     try:
         summary = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -143,6 +145,30 @@ def _read_summary(folder: Path) -> dict[str, Any]:
     if missing:
         raise ReportError(f"{path}: missing {', '.join(missing)}")
     return summary
+
+
+# A record of Hydra's job log (`[time][logger][LEVEL] - message`); a message may go on over the
+# following lines, which do not start with '['.
+LOG_RECORD = re.compile(r"^\[[^\]]*\]\[[^\]]*\]\[(?P<level>[A-Z]+)\] - (?P<message>.*)$")
+
+
+def logged_error(log: Path) -> str | None:
+    """The last ERROR record of a run's train.log, its lines joined (what a run refused before
+    writing summary.json logged as its reason), else None."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    error: list[str] | None = None
+    in_error = False
+    for line in lines:
+        record = LOG_RECORD.match(line)
+        if record:
+            in_error = record["level"] == "ERROR"
+            error = [record["message"]] if in_error else error
+        elif in_error and line.strip():
+            error.append(line.strip())
+    return " ".join(error) if error else None
 
 
 def load_run(folder: Path, label: str) -> RunRecord:
