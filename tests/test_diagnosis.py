@@ -22,10 +22,11 @@ from goodfit.runtime.errors import ConfigError
 from .conftest import ROOT, run_train
 
 
-def history(train_loss: list[float], val_loss: list[float], val_acc: list[float] | None = None):
+def history(train_loss: list[float], val_loss: list[float], val_acc: list[float] | None = None,
+            train_acc: float = 0.9):  # fmt: skip
     val_acc = val_acc or [0.9] * len(train_loss)
     return [
-        {"epoch": i + 1, "train_loss": t, "val_loss": v, "train_acc": 0.9, "val_acc": a}
+        {"epoch": i + 1, "train_loss": t, "val_loss": v, "train_acc": train_acc, "val_acc": a}
         for i, (t, v, a) in enumerate(zip(train_loss, val_loss, val_acc, strict=True))
     ]
 
@@ -202,10 +203,27 @@ def test_train_refuses_bad_threshold_before_training(synthetic_dir, tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_at_chance_a_gap_is_not_overfitting_unless_the_training_images_are_learnt():
+    """One short epoch of a network with batch norm: validation far above training loss, every
+    accuracy at chance. The model learned nothing, so "underfitting" alone (it was called
+    "underfitting, overfitting"). A model at chance on held-out images but well above it on its
+    training images memorizes them: "overfitting", not "not learning"."""
+    nothing = history([2.64], [16.98], [0.11], train_acc=0.16)
+    d = diagnose(nothing, n_val=6000, n_test=10_000, test_acc=0.11, num_classes=10)
+    assert d.labels == [UNDERFITTING]
+    assert "not learning" in d.reasons[0] and "not counted as overfitting" in d.reasons[-1]
+    memorized = history([0.40, 0.10, 0.02], [2.40, 2.60, 2.90], [0.11, 0.10, 0.10],
+                        train_acc=0.99)  # fmt: skip
+    d = diagnose(memorized, n_val=6000, n_test=10_000, test_acc=0.10, num_classes=10)
+    assert d.labels[0] == OVERFITTING and UNDERFITTING not in d.labels
+    assert "training accuracy reached 0.9900" in d.reasons[0]
+    assert "not learning" not in " ".join(d.reasons)
+
+
 def test_accuracy_near_chance_is_never_a_good_fit():
     """A model that learned nothing can have flat, close curves: the verdict must not be good."""
     flat = [2.30, 2.30, 2.30]
-    near_chance = history(flat, flat, [0.13, 0.12, 0.13])
+    near_chance = history(flat, flat, [0.13, 0.12, 0.13], train_acc=0.12)
     d = diagnose(near_chance, n_val=5000, n_test=10_000, test_acc=0.13, num_classes=10)
     assert d.labels[0] == UNDERFITTING and GOOD_FIT not in d.labels
     assert "near chance" in d.reasons[0] and "not learning" in d.reasons[0]
@@ -213,5 +231,5 @@ def test_accuracy_near_chance_is_never_a_good_fit():
     assert without_classes.labels == [GOOD_FIT], "the check needs the number of classes"
     learned = history(flat, flat, [0.85, 0.86, 0.86])
     assert diagnose(learned, n_val=5000, test_acc=0.86, num_classes=10).labels == [GOOD_FIT]
-    two_classes = history(flat, flat, [0.52, 0.53, 0.53])
+    two_classes = history(flat, flat, [0.52, 0.53, 0.53], train_acc=0.52)
     assert UNDERFITTING in diagnose(two_classes, n_val=5000, num_classes=2).labels

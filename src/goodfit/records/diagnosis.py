@@ -107,10 +107,20 @@ def _relative_fall_per_epoch(values: Sequence[float], epochs: int, window: int) 
     return (start - end) / epochs / max(abs(end), 1e-12)
 
 
+@dataclass(frozen=True)
+class _AtChance:
+    """The best validation or test accuracy, and chance and the limit it stayed below."""
+
+    best: float
+    chance: float
+    limit: float
+    num_classes: int
+
+
 def _near_chance(val_accs: Sequence[float], test_acc: float | None, num_classes: int | None,
-                 margin: float) -> str | None:  # fmt: skip
-    """The reason a run counts as not learning: its best accuracy is within `margin` of the way
-    from chance (1 / classes) to perfect; None otherwise (or when the classes are unknown)."""
+                 margin: float) -> _AtChance | None:  # fmt: skip
+    """Whether the best accuracy on held-out images stays within `margin` of the way from chance
+    (1 / classes) to perfect; None when it does not (or the classes are unknown)."""
     if not num_classes or num_classes < 2:
         return None
     accuracies = [*val_accs, *([test_acc] if test_acc is not None else [])]
@@ -119,11 +129,35 @@ def _near_chance(val_accs: Sequence[float], test_acc: float | None, num_classes:
     chance = 1.0 / num_classes
     limit = chance + margin * (1.0 - chance)
     best = max(accuracies)
-    if best >= limit:
-        return None
-    return (f"The best accuracy ({best:.4f}) stays near chance ({chance:.4f} for {num_classes} "
-            f"classes; below {limit:.4f}): the model is not learning. Check the learning rate, "
-            "the data and the batch size.")  # fmt: skip
+    return _AtChance(best, chance, limit, num_classes) if best < limit else None
+
+
+def _judge_at_chance(at: _AtChance, train_accs: Sequence[float], found: _Findings) -> None:
+    """Held-out accuracy at chance comes first in the verdict. With the training accuracy at
+    chance too, the model learns nothing: underfitting, and a gap between its losses is no
+    overfitting. With the training accuracy well above it, the model fits its training images
+    alone: overfitting."""
+    where = (f"The best accuracy ({at.best:.4f}) stays near chance ({at.chance:.4f} for "
+             f"{at.num_classes} classes; below {at.limit:.4f})")  # fmt: skip
+    if train_accs and train_accs[-1] >= at.limit:
+        label = OVERFITTING
+        reason = (f"{where} on held-out images, while the training accuracy reached "
+                  f"{train_accs[-1]:.4f}: the model fits its training images without learning "
+                  "what carries over to others.")  # fmt: skip
+    else:
+        label = UNDERFITTING
+        reason = (f"{where}: the model is not learning. Check the learning rate, the data and "
+                  "the batch size.")  # fmt: skip
+        if OVERFITTING in found.labels:
+            found.labels.remove(OVERFITTING)
+            found.reasons.append(
+                "With its accuracy at chance the model has learned nothing to overfit: its "
+                "losses' gap is not counted as overfitting."
+            )
+    if label in found.labels:
+        found.labels.remove(label)
+    found.labels.insert(0, label)
+    found.reasons.insert(0, reason)
 
 
 def _pct(x: float) -> str:
@@ -266,11 +300,10 @@ def diagnose(
     still_falling = _check_trend(train, val, numbers, t, found)
     val_accs = [float(h["val_acc"]) for h in epochs if h.get("val_acc") is not None]
     val_ci = _check_val_width(val_accs, n_val, t, found)
-    near_chance = _near_chance(val_accs, test_acc, num_classes, t.chance_margin)
-    if near_chance:  # the first thing to say: nothing else matters while it does not learn
-        if UNDERFITTING not in found.labels:
-            found.labels.insert(0, UNDERFITTING)
-        found.reasons.insert(0, near_chance)
+    at_chance = _near_chance(val_accs, test_acc, num_classes, t.chance_margin)
+    if at_chance:  # the first thing to say: nothing else matters while it does not generalize
+        train_accs = [float(h["train_acc"]) for h in epochs if h.get("train_acc") is not None]
+        _judge_at_chance(at_chance, train_accs, found)
     if not found.labels:
         found.labels.append(GOOD_FIT if still_falling is not None else TOO_SHORT)
     return Diagnosis(found.labels, found.reasons, generalization_gap=gap,
