@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from goodfit.runtime.errors import ConfigError
+from goodfit.records.fit_thresholds import Thresholds
 
 GOOD_FIT = "good fit"
 OVERFITTING = "overfitting"
@@ -33,44 +33,6 @@ def wilson_interval(p: float, n: int, z: float = Z_95) -> tuple[float, float]:
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """When a run counts as overfitting, underfitting or too poorly validated to judge.
-    The defaults equal conf/diagnosis/default.yaml (a test keeps them equal)."""
-
-    max_relative_gap: float = 0.10
-    max_val_loss_rise: float = 0.05
-    trend_window: int = 3
-    falling_rate: float = 0.002
-    underfit_rate: float = 0.03
-    max_val_ci_width: float = 0.04
-    chance_margin: float = 0.1
-
-    @classmethod
-    def from_mapping(
-        cls, values: Mapping[str, Any] | None, prefix: str = "diagnosis"
-    ) -> Thresholds:
-        """Thresholds from a config mapping; an unknown key or a bad value is a ConfigError."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        problems = [f"{prefix}.{key} is not a known threshold (known: {', '.join(sorted(known))})"
-                    for key in values if key not in known]  # fmt: skip
-        for key, value in values.items():
-            if key not in known:
-                continue
-            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if key == "trend_window":
-                if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                    problems.append(
-                        f"{prefix}.{key}={value!r} is not allowed: must be an integer >= 1"
-                    )
-            elif not (is_number and value >= 0):
-                problems.append(f"{prefix}.{key}={value!r} is not allowed: must be a number >= 0")
-        if problems:
-            raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems))
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 @dataclass
