@@ -10,7 +10,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import RichProgressBar
 
-from goodfit.callbacks import ThrottledRichProgressBar
+from goodfit.callbacks import EpochHistory, ThrottledRichProgressBar
 from goodfit.data.batches import TensorBatches
 from goodfit.lit import Classifier
 from goodfit.models import MLP
@@ -52,10 +52,62 @@ def test_progress_bar_rejects_bad_interval():
 
 
 def test_history_records_epoch_seconds_and_startup():
-    model = tiny_fit([], epochs=2)
-    assert [h["epoch"] for h in model.history] == [1, 2]
-    assert all(h["seconds"] > 0 and h["cpu_seconds"] > 0 for h in model.history)
-    assert model.startup_seconds is not None and model.startup_seconds > 0
+    record = EpochHistory()
+    tiny_fit([record], epochs=2)
+    assert [h["epoch"] for h in record.history] == [1, 2]
+    assert all(h["seconds"] > 0 and h["cpu_seconds"] > 0 for h in record.history)
+    assert record.startup_seconds is not None and record.startup_seconds > 0
+
+
+class LogsKnownFigures(L.LightningModule):
+    """Logs figures that name their epoch: train/loss from training_step (step and epoch
+    values, so Lightning names the epoch's one train/loss_epoch), train/acc in its own
+    on_train_epoch_end (which Lightning calls after the callbacks' one), val/* per step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 2)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        self.log("train/loss", 10.0 + self.current_epoch, on_step=True, on_epoch=True)
+        return self.layer(batch[0]).sum()
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/acc", 0.1 * (self.current_epoch + 1))
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("val/loss", 20.0 + self.current_epoch)
+        self.log("val/acc", 0.5)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+@pytest.mark.parametrize("checkpoints", [False, True])
+def test_history_reads_what_any_module_logs_for_its_own_epoch(tmp_path, checkpoints):
+    """Rows complete at the next epoch's start and at the end of training, or, with a checkpoint
+    written at each epoch's end, when it is written; epochs without validation get None."""
+    record = EpochHistory()
+    batches = TensorBatches(torch.rand(8, 4), torch.randint(0, 2, (8,)), 4, shuffle=False)
+    callbacks: list = [record]
+    if checkpoints:
+        callbacks.append(L.pytorch.callbacks.ModelCheckpoint(
+            dirpath=tmp_path, save_on_train_epoch_end=True, save_top_k=-1))  # fmt: skip
+    trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False, callbacks=callbacks,
+                        enable_checkpointing=checkpoints, enable_model_summary=False,
+                        enable_progress_bar=False, check_val_every_n_epoch=2)  # fmt: skip
+    trainer.fit(LogsKnownFigures(), train_dataloaders=batches, val_dataloaders=batches)
+    rows = [{k: v for k, v in row.items() if "seconds" not in k} for row in record.history]
+    no_val = {"val_loss": None, "val_acc": None}
+    assert rows == [
+        {"epoch": 1, "train_loss": 10.0, "train_acc": pytest.approx(0.1), **no_val},
+        {"epoch": 2, "train_loss": 11.0, "train_acc": pytest.approx(0.2), "val_loss": 21.0,
+         "val_acc": 0.5},
+        {"epoch": 3, "train_loss": 12.0, "train_acc": pytest.approx(0.3), **no_val},
+    ]  # fmt: skip
+    if checkpoints:  # each epoch's checkpoint holds the rows up to that epoch
+        saved = torch.load(tmp_path / "epoch=1-step=4.ckpt", weights_only=True)["callbacks"]
+        assert [row["epoch"] for row in saved["EpochHistory"]["history"]] == [1, 2]
 
 
 def test_stage_metrics_equal_torchmetrics_over_uneven_batches():

@@ -11,6 +11,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from goodfit.callbacks import EpochHistory
 from goodfit.data.batches import TensorBatches
 from goodfit.lit import Classifier
 from goodfit.models import MLP
@@ -68,9 +69,9 @@ def fit(
     if manual:
         steps = FastSteps(**step_kwargs, steps_per_batch=steps_per_batch, batch_size=4)
         manual_steps.install(model, steps)
-    recorder = RecordLearningRates()
+    recorder, epochs_record = RecordLearningRates(), EpochHistory()
     trainer = L.Trainer(
-        max_epochs=epochs, accelerator="cpu", logger=False, callbacks=[recorder],
+        max_epochs=epochs, accelerator="cpu", logger=False, callbacks=[recorder, epochs_record],
         enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
         num_sanity_val_steps=0, max_steps=max_steps,
         **(FastSteps.trainer_kwargs() if manual else step_kwargs),
@@ -81,7 +82,7 @@ def fit(
                                         steps_per_batch=steps_per_batch),
         val_dataloaders=TensorBatches(x[:20], y[:20], 10, shuffle=False),
     )  # fmt: skip
-    history = [{k: v for k, v in h.items() if "seconds" not in k} for h in model.history]
+    history = [{k: v for k, v in h.items() if "seconds" not in k} for h in epochs_record.history]
     return model.net.state_dict(), recorder.lrs, recorder.steps, trainer.global_step, history
 
 

@@ -104,6 +104,13 @@ def test_user_module_and_callbacks_behave_as_in_plain_lightning(
     assert checkpoint_names(tmp_path / "every5") == expected_checkpoints
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["module"] == "user" and 0 <= summary["test_acc"] <= 1
+    # what the user's module logs per epoch is the run's record: curves and a real verdict
+    assert summary["epochs_run"] == EPOCHS
+    for row in summary["history"]:
+        assert row["train_loss"] > 0 and row["val_loss"] > 0 and 0 <= row["val_acc"] <= 1
+        assert row["train_acc"] is None  # the module does not log it
+    assert "No validation loss was recorded" not in " ".join(summary["verdict_reasons"])
+    assert (run_dir / "learning_curves.png").is_file()
 
 
 def test_a_perf_fast_job_leaves_the_next_job_plain(synthetic_dir, tmp_path, plain_lightning):

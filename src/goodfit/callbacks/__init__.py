@@ -3,6 +3,7 @@
 from goodfit.callbacks.augmentation_preview import AugmentationPreview
 from goodfit.callbacks.checkpoint import ModelCheckpoint
 from goodfit.callbacks.divergence import StopOnDivergence
+from goodfit.callbacks.history import EpochHistory
 from goodfit.callbacks.interruption import RunInterrupted, StopOnSignal
 from goodfit.callbacks.learning_rate import EpochLearningRate
 from goodfit.callbacks.optuna_pruning import OptunaPruning
@@ -11,6 +12,7 @@ from goodfit.callbacks.random_state import RandomStateInCheckpoint
 
 __all__ = [
     "AugmentationPreview",
+    "EpochHistory",
     "EpochLearningRate",
     "ModelCheckpoint",
     "OptunaPruning",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -23,7 +22,6 @@ from goodfit.lit.metrics import StageMetrics
 from goodfit.lit.rehearsal import rehearse_schedule
 from goodfit.lit.test_evaluation import TestEvaluation, TestResults
 from goodfit.runtime.errors import ConfigError
-from goodfit.runtime.timing import process_start_time
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -75,13 +73,9 @@ class Classifier(L.LightningModule):
         self.test_metrics = StageMetrics()
         self.test_evaluation = TestEvaluation(len(self.class_names))
         self.test_results: TestResults | None = None
-        self.history: list[dict[str, float | int | None]] = []
-        self.startup_seconds: float | None = None
         # `perf=fast` puts goodfit's own optimizer steps here (goodfit.perf.manual_steps);
         # None: Lightning's automatic optimization.
         self.fast_steps: Any = None
-        self._val: dict[str, float] = {}
-        self._epoch_started = (0.0, 0.0)  # wall clock and process CPU time
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _BOOKKEEPING:
@@ -130,46 +124,21 @@ class Classifier(L.LightningModule):
     def on_train_start(self) -> None:
         if self.fast_steps is not None:
             self.fast_steps.check_schedulers(self)
-        if self.startup_seconds is None:
-            self.startup_seconds = time.time() - process_start_time()
-
-    def on_train_epoch_start(self) -> None:
-        self._epoch_started = (time.perf_counter(), time.process_time())
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self.val_metrics.compute_and_reset()
             return
-        self._val = self._log_stage("val")
+        self._log_stage("val")
 
     def on_train_epoch_end(self) -> None:
-        train = self._log_stage("train")
-        self.history.append(
-            {
-                "epoch": self.current_epoch + 1,
-                "train_loss": train["loss"],
-                "train_acc": train["acc"],
-                "val_loss": self._val.get("loss"),
-                "val_acc": self._val.get("acc"),
-                "seconds": round(time.perf_counter() - self._epoch_started[0], 4),
-                # CPU time of the whole process (all threads): unlike wall time, not
-                # inflated when a shared host lends the cores to someone else.
-                "cpu_seconds": round(time.process_time() - self._epoch_started[1], 4),
-            }
-        )
-        self._val = {}
+        self._log_stage("train")
         if self.fast_steps is not None:
             self.fast_steps.epoch_end(self)
 
     def on_test_epoch_end(self) -> None:
         self._log_stage("test")
         self.test_results = self.test_evaluation.compute_and_reset()
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["goodfit_history"] = self.history
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.history = list(checkpoint.get("goodfit_history", []))
 
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:

@@ -56,6 +56,7 @@ def learning_curves(
         for stage, style in (("train", "-o"), ("val", "--s")):
             epochs, values = _series(history, f"{stage}_{metric}")
             label = "training" if stage == "train" else "validation"
+            label = label if values else f"{label} (not logged)"  # a module of one's own
             ax.plot(epochs, values, style, markersize=4, label=label)
             if metric == "acc" and stage == "val" and n_val and values:
                 from goodfit.records.diagnosis import wilson_interval
@@ -243,10 +244,13 @@ def write_run_pictures(
     run_dir: Path, history: Sequence[Mapping[str, Any]], results: Any, class_names: Sequence[str],
     title: str = "", n_val: int | None = None,
 ) -> dict[str, Path]:  # fmt: skip
-    """Draw a run's pictures into its folder; `results` is the module's TestResults (or None
-    when testing did not run). Returns {name: path}."""
-    curves = learning_curves(history, run_dir / LEARNING_CURVES, title, n_val)
-    pictures = {"learning_curves": curves}
+    """Draw a run's pictures into its folder: the learning curves from `history` (none without
+    one), the confusion matrix and the misclassified images from `results`, the module's
+    TestResults (None for a module that keeps none). Returns {name: path}."""
+    pictures = {}
+    if history:
+        pictures["learning_curves"] = learning_curves(history, run_dir / LEARNING_CURVES, title,
+                                                      n_val)  # fmt: skip
     if results is not None:
         pictures["confusion_matrix"] = confusion_matrix(
             results.confusion_matrix, class_names, run_dir / CONFUSION_MATRIX,

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from goodfit.callbacks.history import startup_seconds_of
 from goodfit.records.diagnosis import Thresholds, diagnose
 from goodfit.records.figures import write_run_pictures
 from goodfit.records.publish import publish, verdict_markdown, where_to_look
@@ -70,7 +71,7 @@ def record_run(
         per_class=per_class_table(datamodule.class_names, test_results), best_path=best_path,
         timing={
             "fit_seconds": round(fit_seconds, 3),
-            "startup_seconds": round(getattr(module, "startup_seconds", None) or 0.0, 3),
+            "startup_seconds": round(startup_seconds_of(trainer) or 0.0, 3),
             "peak_memory_mb": round(peak_memory_mb(trainer), 1),
             "device": str(trainer.strategy.root_device),
             "threads": torch.get_num_threads(),
@@ -88,12 +89,10 @@ def record_run(
         save_backbone(module.net, OmegaConf.to_container(cfg.model, resolve=True),
                       run_dir / BACKBONE_FILE)  # fmt: skip
         summary["backbone"] = str(run_dir / BACKBONE_FILE)
-    pictures = {}
-    if test_results is not None:
-        pictures = write_run_pictures(
-            run_dir, history, test_results, datamodule.class_names,
-            f"{cfg.get('name')}: {summary['verdict']}", summary["n_val"],
-        )  # fmt: skip
+    pictures = write_run_pictures(
+        run_dir, history, test_results, datamodule.class_names,
+        f"{cfg.get('name')}: {summary['verdict']}", summary["n_val"],
+    )  # fmt: skip
     summary["pictures"] = sorted(path.name for path in pictures.values())
     write_json_atomic(run_dir / "summary.json", summary)
     publish_to_loggers(cfg, choices, loggers, summary, pictures)

@@ -16,6 +16,7 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig
 
+from goodfit.callbacks.history import history_of
 from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.checks import validate
 from goodfit.hydra_ext.relaunch import job_relaunch
@@ -133,7 +134,7 @@ def _fit_and_record(
         _stop_if_signalled(trainer)
         fit_seconds = time.perf_counter() - started
         extra_record = {**extra_record, **_callback_fields(trainer)}
-        history = list(getattr(module, "history", []))  # testing a checkpoint loads its history
+        history = history_of(trainer)
         best_path = (
             trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         )
@@ -153,7 +154,7 @@ def _record_failure(cfg: DictConfig, choices: dict[str, Any], module: Any, train
 
     if not trainer.is_global_zero:
         return
-    summary = failed_summary(cfg, choices, getattr(module, "history", []), error)
+    summary = failed_summary(cfg, choices, history_of(trainer), error)
     try:
         write_json_atomic(Path(cfg.paths.output_dir) / "summary.json", summary)
     except OSError as err:

@@ -1,0 +1,106 @@
+"""The per-epoch record of a run (summary.json's `history`), read from what the LightningModule
+logs, so that any module logging `train/loss`, `val/loss` and `val/acc` per epoch gets the
+learning curves and the fit verdict, not only goodfit's Classifier."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning as L
+
+from goodfit.runtime.timing import process_start_time
+
+# summary.json's names for the metrics a module logs (each also read with Lightning's `_epoch`
+# suffix, which `self.log(..., on_step=True, on_epoch=True)` gives the epoch's value).
+FIGURES = {"train_loss": "train/loss", "train_acc": "train/acc",
+           "val_loss": "val/loss", "val_acc": "val/acc"}  # fmt: skip
+
+
+class EpochHistory(L.Callback):
+    """One row per training epoch: its number, the four figures of FIGURES (val ones only when
+    validation ran in that epoch, else None), its wall and process CPU seconds. The rows are kept
+    in checkpoints, so a resumed run goes on with its earlier epochs.
+
+    Lightning calls this callback's `on_train_epoch_end` before the module's own, where a module
+    may log its epoch figures (Classifier does). So an ended epoch's row is completed later,
+    from the metrics Lightning keeps: when the next epoch starts, when a checkpoint is written,
+    and when training ends."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, Any]] = []
+        self.startup_seconds: float | None = None
+        self._trainer: L.Trainer | None = None
+        self._started = (0.0, 0.0)  # wall clock and process CPU time at the epoch's start
+        self._pending: dict[str, Any] | None = None  # an ended epoch, its figures not read yet
+        self._validated = False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._trainer = trainer
+        if self.startup_seconds is None:
+            self.startup_seconds = time.time() - process_start_time()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._complete()
+        self._validated = False
+        self._started = (time.perf_counter(), time.process_time())
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validated = self._validated or not trainer.sanity_checking
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._pending = {
+            "epoch": trainer.current_epoch + 1,
+            "seconds": round(time.perf_counter() - self._started[0], 4),
+            # CPU time of the whole process (all threads): unlike wall time, not inflated when
+            # a shared host lends the cores to someone else.
+            "cpu_seconds": round(time.process_time() - self._started[1], 4),
+            "validated": self._validated,
+        }
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._complete()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                     exception: BaseException) -> None:  # fmt: skip
+        self._complete()
+
+    def _complete(self) -> None:
+        """Add the ended epoch's row, its figures read from Lightning's callback metrics."""
+        if self._pending is None or self._trainer is None:
+            return
+        pending, self._pending = self._pending, None
+        metrics = self._trainer.callback_metrics
+        row: dict[str, Any] = {"epoch": pending["epoch"]}
+        for name, key in FIGURES.items():
+            skipped = name.startswith("val_") and not pending["validated"]
+            value = None if skipped else metrics.get(key, metrics.get(f"{key}_epoch"))
+            row[name] = None if value is None else float(value)
+        row.update(seconds=pending["seconds"], cpu_seconds=pending["cpu_seconds"])
+        self.history.append(row)
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:  # fmt: skip
+        # Checkpoints written before this callback kept the rows in the module's state; newer
+        # ones hold this callback's state, which Lightning loads after this hook.
+        self.history = list(checkpoint.get("goodfit_history", self.history))
+
+    def state_dict(self) -> dict[str, Any]:
+        self._complete()  # a checkpoint at an epoch's end holds that epoch
+        return {"history": self.history, "startup_seconds": self.startup_seconds}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict["history"])
+        self.startup_seconds = state_dict.get("startup_seconds")
+
+
+def history_of(trainer: L.Trainer) -> list[dict[str, Any]]:
+    """The run's per-epoch rows; empty when `callbacks.epoch_history` is switched off."""
+    recorder = next((c for c in trainer.callbacks if isinstance(c, EpochHistory)), None)
+    return list(recorder.history) if recorder is not None else []
+
+
+def startup_seconds_of(trainer: L.Trainer) -> float | None:
+    """Seconds from the process's start to the first training step, when recorded."""
+    recorder = next((c for c in trainer.callbacks if isinstance(c, EpochHistory)), None)
+    return recorder.startup_seconds if recorder is not None else None
