@@ -17,7 +17,7 @@ from PIL import Image
 
 from goodfit.data.idx import read_idx
 from goodfit.hydra_ext.key_hints import typed_override
-from goodfit.runtime.errors import ConfigError
+from goodfit.runtime.errors import CheckpointError, ConfigError
 from goodfit.tasks import evaluate as goodfit_eval
 from goodfit.tasks import predict
 from goodfit.tasks.checkpoints import find_checkpoint, load_trained
@@ -39,6 +39,22 @@ def test_eval_of_a_run_folder_equals_the_training_test(trained):
     result = goodfit_eval.run(cfg)
     assert result["checkpoint"] == summary["best_checkpoint"]
     assert (result["test_loss"], result["test_acc"]) == (summary["test_loss"], summary["test_acc"])
+
+
+def test_trusted_code_that_does_not_import_here_is_named(trained, tmp_path):
+    """A trusted checkpoint whose run used code of its own that this machine cannot import:
+    the keys and the module named, with what to do (was Hydra's `Error locating target`)."""
+    checkpoint = torch.load(trained / "checkpoints" / "best.ckpt", weights_only=True)
+    checkpoint["goodfit_config"]["module"]["_target_"] = "my_project.lit.Smoothing"
+    moved = tmp_path / "moved.ckpt"
+    torch.save(checkpoint, moved)
+    with pytest.raises(CheckpointError) as refused:
+        load_trained(moved, trust=True)
+    assert str(refused.value) == (
+        f"ckpt_path={moved}: its config names code that does not import here (run from the "
+        "folder that holds it, or add that folder to PYTHONPATH):\n"
+        "  module._target_=my_project.lit.Smoothing: no module named my_project"
+    )
 
 
 def test_eval_command_line(trained):

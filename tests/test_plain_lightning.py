@@ -9,11 +9,13 @@ import json
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from PIL import Image
 
-from goodfit.data.fashion_mnist import FashionMNISTDataModule
+from goodfit.data.fashion_mnist import CLASS_NAMES, FashionMNISTDataModule
 from goodfit.models import MLP
 
 from .conftest import run_train, synthetic_overrides
@@ -84,7 +86,7 @@ def checkpoint_names(folder: Path) -> list[str]:
 
 
 def test_user_module_and_callbacks_behave_as_in_plain_lightning(
-    synthetic_dir, tmp_path, plain_lightning
+    synthetic_dir, tmp_path, plain_lightning, capsys
 ):
     expected_recorder, expected_checkpoints = plain_lightning
     steps = expected_recorder["optimizer_steps"]
@@ -111,6 +113,23 @@ def test_user_module_and_callbacks_behave_as_in_plain_lightning(
         assert row["train_acc"] is None  # the module does not log it
     assert "No validation loss was recorded" not in " ".join(summary["verdict_reasons"])
     assert (run_dir / "learning_curves.png").is_file()
+
+    # eval and predict on the user's run (their own code, so trusted): the run's own test
+    # figures; the classes from the data, the scores from the network (the module has no
+    # forward and saves no hyper-parameters)
+    from omegaconf import OmegaConf
+
+    from goodfit.tasks import evaluate, predict
+
+    cfg = {"ckpt_path": str(run_dir), "data_dir": None, "accelerator": "cpu",
+           "trust_checkpoint": True}  # fmt: skip
+    result = evaluate.run(OmegaConf.create(cfg))
+    assert (result["test_loss"], result["test_acc"]) == (summary["test_loss"], summary["test_acc"])
+    image = tmp_path / "image.png"
+    Image.fromarray(np.full((28, 28), 200, dtype=np.uint8)).save(image)
+    assert predict.main(["--trust", str(run_dir), str(image)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert any(line.startswith(f"{image}: {name} ") for name in CLASS_NAMES), line
 
 
 def test_a_perf_fast_job_leaves_the_next_job_plain(synthetic_dir, tmp_path, plain_lightning):

@@ -146,10 +146,11 @@ class InMemoryDataModule(L.LightningDataModule):
                 "n_test": len(self.test.labels)}  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
-        """The normalisation and the image shape, saved in checkpoints so that predictions
-        prepare their images alike."""
+        """The normalisation, the image shape and the class names, saved in checkpoints so that
+        predictions prepare their images alike and name what they find, whatever the module."""
         return {"normalize": self.normalize, "mean": self.mean, "std": self.std,
-                "image_shape": list(self.image_shape)}  # fmt: skip
+                "image_shape": list(self.image_shape),
+                "class_names": list(self.class_names)}  # fmt: skip
 
     # ------------------------------------------------------------------------------- loading
 

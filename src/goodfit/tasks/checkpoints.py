@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from goodfit.hydra_ext.targets import targets
+from goodfit.hydra_ext.targets import check_targets, targets
 from goodfit.runtime.checkpoint_io import CONFIG_KEY, load_checkpoint
 from goodfit.runtime.errors import CheckpointError, ConfigError
 
@@ -94,15 +94,32 @@ def load_trained(path: Path, trust: bool = False, name: str = "ckpt_path") -> Tr
     checkpoint = load_checkpoint(path, name)
     config = saved_config(checkpoint, path, name)
     check_saved_config(OmegaConf.to_container(config), f"{name}={path}", trust)
+    try:
+        check_targets(config)
+    except ConfigError as err:  # a trusted run's own code, not importable from here
+        raise CheckpointError(
+            f"{name}={path}: its config names code that does not import here (run from the "
+            "folder that holds it, or add that folder to PYTHONPATH):\n  "
+            + "\n  ".join(str(err).splitlines())
+        ) from None
     net = build_network({**OmegaConf.to_container(config.model), "compile": False})
     module_class = get_class(config.module._target_)
     try:
+        # A module's __init__ takes the optimizer and scheduler partials, which stay out of
+        # its saved hyper-parameters; testing and predicting use neither.
         module = module_class.load_from_checkpoint(path, map_location="cpu", net=net,
+                                                   optimizer=None, scheduler=None,
                                                    weights_only=True)  # fmt: skip
     except RuntimeError as err:  # weights whose shapes do not fit the saved config
         raise CheckpointError(
             f"{name}={path}: its weights do not fit the network its config describes "
             f"({str(err).splitlines()[0][:300]})"
+        ) from None
+    except TypeError as err:  # an __init__ argument that save_hyperparameters left out
+        raise CheckpointError(
+            f"{name}={path}: {config.module._target_} cannot be rebuilt from its checkpoint "
+            f"({err}); its __init__ arguments other than net, optimizer and scheduler must be "
+            "saved with self.save_hyperparameters()"
         ) from None
     module.eval()
     return TrainedRun(module, config, checkpoint)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 
 from goodfit.data.folder import image_files
@@ -34,7 +35,26 @@ def input_preparation(trained: TrainedRun) -> dict[str, Any]:
     if state.get("normalize") == "standardize" and mean is None:
         raise UserError("the run standardized its data, but the checkpoint holds no mean/std")
     return {"channels": int(shape[0]), "size": (int(shape[1]), int(shape[2])),
-            "mean": mean, "std": std}  # fmt: skip
+            "mean": mean, "std": std, "class_names": state.get("class_names")}  # fmt: skip
+
+
+def class_names_of(trained: TrainedRun, prep: dict[str, Any]) -> list[str]:
+    """The class names the datamodule saved (checkpoints before it did: the module's)."""
+    module = trained.module
+    names = prep["class_names"] or getattr(module, "class_names", None)
+    names = names or dict(getattr(module, "hparams", {})).get("class_names")
+    if not names:
+        raise UserError("the checkpoint names no classes (neither its datamodule's state nor "
+                        "its module's class_names)")  # fmt: skip
+    return [str(name) for name in names]
+
+
+def scorer(module: Any) -> Any:
+    """What maps images to class scores: the module itself, or, for a module of one's own
+    without a `forward`, the network it was given (`net`)."""
+    if type(module).forward is L.LightningModule.forward and hasattr(module, "net"):
+        return module.net
+    return module
 
 
 @torch.no_grad()
@@ -70,11 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = find_checkpoint(args.checkpoint.expanduser(), name="checkpoint")
         trained = load_trained(checkpoint, trust=args.trust, name="checkpoint")
         prep = input_preparation(trained)
+        class_names = class_names_of(trained, prep)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    module = trained.module
-    class_names = list(getattr(module, "class_names", None) or module.hparams["class_names"])
+    score = scorer(trained.module)
     images = [found for path in args.images for found in _expand(path)]
     if not images:
         print(f"error: no image files in {', '.join(map(str, args.images))}", file=sys.stderr)
@@ -87,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{path}: {describe(classify(trained.module, prep, image[None])[0], class_names)}")
+        print(f"{path}: {describe(classify(score, prep, image[None])[0], class_names)}")
     if failed:
         print(f"{failed} of {len(images)} images could not be read", file=sys.stderr)
     return 1 if failed else 0
