@@ -64,6 +64,14 @@ def test_failed_job_is_listed_and_the_others_still_run(synthetic_dir, tmp_path):
     assert float(rows["optimizer.lr=0.01"]["test_acc"]) > 0
     markdown = (sweep / "summary.md").read_text()
     assert "| failed |" in markdown and "| completed |" in markdown
+    # the console ends with the sweep's table, though Hydra ended the sweep with the error
+    shown = result.stdout.rsplit("sweep: 2 job(s), 1 failed", 1)[1]
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in shown.splitlines()]
+    rows = {row[0]: row for row in cells if row and row[0]}
+    assert rows["optimizer.lr=-1"][1] == "failed" and "optimizer.lr=-1 is not" in rows[
+        "optimizer.lr=-1"][4]  # fmt: skip
+    assert rows["optimizer.lr=0.01"][1] == "completed"
+    assert shown.strip().endswith(f"python -m goodfit.report {sweep}")
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,14 @@ marked failed with its error, so a sweep whose last job fails still has its tabl
 
 from __future__ import annotations
 
+import atexit
 import csv
 import fcntl
 import hashlib
 import io
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from goodfit.runtime.atomic import write_text_atomic
+from goodfit.runtime.distributed import is_rank_zero
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +92,44 @@ def write_tables(sweep_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def print_sweep_table(sweep_dir: Path) -> None:
+    """The sweep's table on the console (a failed job's error in place of its verdict), with
+    where its files are; nothing when no job ended."""
+    from rich.console import Console
+    from rich.table import Column, Table
+
+    rows = sorted((json.loads(p.read_text()) for p in (sweep_dir / ROWS_DIR).glob("*.json")),
+                  key=lambda row: (row["num"], row["ended"]))  # fmt: skip
+    if not rows:
+        return
+    failed = sum(row["status"] == "failed" for row in rows)
+    title = f"sweep: {len(rows)} job(s)" + (f", {failed} failed" if failed else "")
+    table = Table(Column("job", overflow="fold"), "status", "test_acc", "best_val_acc",
+                  "verdict or error", title=title)  # fmt: skip
+    for row in rows:
+        cells = [row.get(c, "") for c in ("job", "status", "test_acc", "best_val_acc")]
+        table.add_row(*(_cell(c) for c in cells), row.get("error") or row.get("verdict", ""))
+    # A terminal gets its own width; a pipe or a file gets room for the whole table.
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.print(table)
+    console.print(f"{sweep_dir}/summary.md, summary.csv; compare the runs: python -m "
+                  f"goodfit.report {sweep_dir}", highlight=False, soft_wrap=True)  # fmt: skip
+
+
 class SweepSummary(Callback):
     """Hydra callback: `hydra.callbacks.sweep_summary` in conf/hydra/default.yaml.
 
     Hydra turns an exception in a callback into a warning and goes on, which would end a sweep
     "successfully" without its table. A failure here is logged and stops the sweep with status
-    1 instead (a SystemExit, which Hydra does not catch)."""
+    1 instead (a SystemExit, which Hydra does not catch).
+
+    The launching process prints the table when it exits: after the last job, also when a
+    failed job made Hydra end the sweep with its error (Hydra then skips `on_multirun_end`)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if is_rank_zero():  # not in the other processes of a job's DDP run
+            sweep_dir = Path(str(config.hydra.sweep.dir)).expanduser().resolve()
+            atexit.register(print_sweep_table, sweep_dir)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         try:
