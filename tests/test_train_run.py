@@ -250,3 +250,17 @@ def test_a_run_stopped_early_says_so(synthetic_dir, tmp_path):
     assert summary["epochs_run"] == stop["epoch"] == 2 and stop["callback"] == "EarlyStopping"
     assert stop["reason"].startswith("Monitored metric val/loss did not improve")
     assert "2 (stopped early by EarlyStopping: Monitored metric" in result.stdout
+
+
+def test_a_run_without_its_epoch_record_says_why_it_has_no_verdict(synthetic_dir, tmp_path):
+    """callbacks.epoch_history=null: the epochs still count, and the reason names the switch."""
+    run_dir = tmp_path / "run"
+    run_train("trainer.max_epochs=2", "callbacks.epoch_history=null", f"hydra.run.dir={run_dir}",
+              *synthetic_overrides(synthetic_dir))  # fmt: skip
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["history"] == [] and summary["epochs_run"] == 2
+    assert summary["verdict_reasons"] == [
+        "callbacks.epoch_history is switched off: no epoch was recorded, so the fit cannot be "
+        "judged."
+    ]
+    assert not (run_dir / "learning_curves.png").exists()

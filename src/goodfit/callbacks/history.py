@@ -94,13 +94,18 @@ class EpochHistory(L.Callback):
         self.startup_seconds = state_dict.get("startup_seconds")
 
 
+def recorder_of(trainer: L.Trainer) -> EpochHistory | None:
+    """The run's EpochHistory callback; None when `callbacks.epoch_history` is switched off."""
+    return next((c for c in trainer.callbacks if isinstance(c, EpochHistory)), None)
+
+
 def history_of(trainer: L.Trainer) -> list[dict[str, Any]]:
-    """The run's per-epoch rows; empty when `callbacks.epoch_history` is switched off."""
-    recorder = next((c for c in trainer.callbacks if isinstance(c, EpochHistory)), None)
+    """The run's per-epoch rows (none without the callback)."""
+    recorder = recorder_of(trainer)
     return list(recorder.history) if recorder is not None else []
 
 
 def startup_seconds_of(trainer: L.Trainer) -> float | None:
     """Seconds from the process's start to the first training step, when recorded."""
-    recorder = next((c for c in trainer.callbacks if isinstance(c, EpochHistory)), None)
+    recorder = recorder_of(trainer)
     return recorder.startup_seconds if recorder is not None else None

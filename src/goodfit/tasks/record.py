@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from goodfit.callbacks.history import startup_seconds_of
+from goodfit.callbacks.history import recorder_of, startup_seconds_of
 from goodfit.records.diagnosis import Thresholds, diagnose
 from goodfit.records.figures import write_run_pictures
 from goodfit.records.publish import publish, verdict_markdown, where_to_look
@@ -64,6 +64,10 @@ def record_run(
     num_classes = len(datamodule.class_names)
     diagnosis = diagnose(history, sizes["n_val"], sizes["n_test"], test_acc, thresholds,
                          num_classes)  # fmt: skip
+    unrecorded = not history and recorder_of(trainer) is None
+    if unrecorded:
+        diagnosis.reasons[:] = ["callbacks.epoch_history is switched off: no epoch was "
+                                "recorded, so the fit cannot be judged."]  # fmt: skip
     test_results = getattr(module, "test_results", None)
     summary = run_summary(
         cfg=cfg, choices=choices, net=module, sizes=sizes, history=history,
@@ -79,6 +83,8 @@ def record_run(
         },
     )  # fmt: skip
     summary["data"] = data_record(datamodule)
+    if unrecorded:  # the epochs trained, though none was recorded
+        summary["epochs_run"] = trainer.current_epoch
     summary.update(extra, num_classes=num_classes)
     if not trainer.is_global_zero:
         return summary
