@@ -27,7 +27,7 @@ def logged_run(synthetic_dir: Path, tmp_path_factory) -> Path:
         "trainer.max_epochs=2", f"hydra.run.dir={run_dir}", f"logger=[{','.join(loggers)}]",
         *synthetic_overrides(synthetic_dir),
     )  # fmt: skip
-    (run_dir.parent / "console.txt").write_text(result.stdout)
+    (run_dir.parent / "console.txt").write_text(result.stdout + result.stderr)
     return run_dir
 
 
@@ -116,6 +116,10 @@ def test_wandb_offline_run_holds_metrics_config_pictures_and_verdict(logged_run)
     assert summary["verdict_reasons"][0] in run["summary"]["verdict_markdown"]
     images = list(logged_run.glob("wandb/offline-run-*/files/media/images/views/*.png"))
     assert {p.name.rsplit("_", 2)[0] for p in images} == PICTURES
+    [saved] = logged_run.glob("wandb/offline-run-*/files/summary.json")
+    assert not saved.is_symlink() and json.loads(saved.read_text()) == summary
+    console = (logged_run.parent / "console.txt").read_text()
+    assert "Symlinked" not in console  # W&B's warning about a linked file
 
 
 @pytest.mark.skipif(not HAS["mlflow"], reason="mlflow not installed (pip install -e .[mlflow])")

@@ -3,6 +3,8 @@ history already holds the curves per epoch and the test figures)."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from goodfit.records.run_record import RunRecord
@@ -25,8 +27,11 @@ def publish(logger: Any, record: RunRecord) -> None:
         }
     )
     if record.summary_path is not None:
-        run.save(str(record.summary_path), base_path=str(record.summary_path.parent),
-                 policy="now")  # fmt: skip
+        # A copy inside the run's folder: saving a file from elsewhere makes W&B link to it and
+        # warn that later changes need another save.
+        copy = Path(run.dir) / record.summary_path.name
+        shutil.copyfile(record.summary_path, copy)
+        run.save(str(copy), base_path=run.dir, policy="now")
 
 
 def finish(logger: Any, failed: bool) -> None:
