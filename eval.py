@@ -1,5 +1,12 @@
 """Test a trained model: `python eval.py ckpt_path=<checkpoint or run folder>`."""
 
+# ruff: noqa: E402  (the imports come after Ctrl-C is set up)
+import signal
+
+# Ctrl-C while Python imports and Hydra composes the config stops the process at once, without a
+# traceback; the task restores Python's KeyboardInterrupt when it starts (hydra_ext/entry.py).
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 from pathlib import Path
 
 import hydra

@@ -1,5 +1,12 @@
 """Train a model: `python train.py experiment=good`, `python train.py -m optimizer=sgd,rmsprop`."""
 
+# ruff: noqa: E402  (the imports come after Ctrl-C is set up)
+import signal
+
+# Ctrl-C while Python imports and Hydra composes the config stops the process at once, without a
+# traceback; the task restores Python's KeyboardInterrupt when it starts (hydra_ext/entry.py).
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 import os
 from pathlib import Path
 

@@ -8,6 +8,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -147,6 +148,37 @@ def test_ctrl_c_outside_training_is_one_line_and_exit_130(caplog):
             pytest.fail("Ctrl-C escaped the task as a KeyboardInterrupt (a traceback)")
     assert stopped.value.code == 130
     assert [r.getMessage() for r in caplog.records] == ["Stopped by Ctrl-C"]
+
+
+def _catches_sigint(pid: int) -> bool:
+    """Whether the process has a handler of its own for SIGINT (`SigCgt` in /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(next(line.split()[1] for line in status.splitlines()
+                      if line.startswith("SigCgt:")), 16)  # fmt: skip
+    return bool(caught & (1 << (signal.SIGINT - 1)))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads /proc")
+def test_ctrl_c_while_train_py_starts_stops_it_without_a_traceback(tmp_path):
+    """Ctrl-C during the imports, before any task code runs: the process stops at once as
+    SIGINT stops a program (no KeyboardInterrupt traceback from inside an import)."""
+    # Python catches SIGINT from its start; train.py's first lines give it back. The pause keeps
+    # the first state long enough to be seen, so the signal surely comes after train.py took over.
+    code = ("import runpy, sys, time; time.sleep(0.3); sys.argv = sys.argv[1:]; "
+            "runpy.run_path(sys.argv[0], run_name='__main__')")  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(ROOT / "train.py"), f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _catches_sigint(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.001)  # Python's own handler, installed as it starts
+    while _catches_sigint(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.001)  # given back by train.py's first lines: the imports go on
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == -signal.SIGINT, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
 
 
 def test_two_runs_started_at_once_into_one_folder(synthetic_dir, tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,9 @@ def report_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(task)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C is a KeyboardInterrupt again (train.py stopped at once while starting)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return task(*args, **kwargs)
         except (UserError, MissingMandatoryValue) as err:
