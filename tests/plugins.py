@@ -13,6 +13,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
 
 class UserModule(L.LightningModule):
@@ -78,3 +79,38 @@ class SignalAtLastValidation(L.Callback):
         first = trainer.global_rank == 0  # as `kill <pid>` reaches one process of several
         if first and last_epoch and not trainer.sanity_checking and trainer.ckpt_path is None:
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+class UserData(L.LightningDataModule):
+    """A datamodule as Lightning's docs teach it (datasets and DataLoaders, no augmentation
+    argument), with the three attributes goodfit's contract asks for: two classes of 1×8×8
+    images, dark or bright."""
+
+    def __init__(self, n: int = 256, batch_size: int = 16) -> None:
+        super().__init__()
+        self.n, self.batch_size = n, batch_size
+        self.class_names = ("dark", "bright")
+        self.image_shape = (1, 8, 8)
+        self.sizes: dict[str, int] = {}
+
+    def setup(self, stage: str) -> None:
+        generator = torch.Generator().manual_seed(0)
+        labels = torch.randint(0, 2, (self.n,), generator=generator)
+        images = torch.rand(self.n, 1, 8, 8, generator=generator) * 0.5 + 0.5 * labels.view(
+            -1, 1, 1, 1
+        )
+        quarter = self.n // 4
+        data = TensorDataset(images, labels)
+        self.train_set = Subset(data, range(2 * quarter))
+        self.val_set = Subset(data, range(2 * quarter, 3 * quarter))
+        self.test_set = Subset(data, range(3 * quarter, self.n))
+        self.sizes = {"n_train": 2 * quarter, "n_val": quarter, "n_test": self.n - 3 * quarter}
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=64)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.test_set, batch_size=64)

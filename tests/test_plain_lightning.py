@@ -153,3 +153,23 @@ def test_a_perf_fast_job_leaves_the_next_job_plain(synthetic_dir, tmp_path, plai
     assert json.loads((plain_dir / "recorder.json").read_text()) == expected_recorder
     assert checkpoint_names(plain_dir / "every5") == expected_checkpoints
     assert "perf: opt-in" not in (plain_dir / "train.log").read_text()
+
+
+def test_a_users_datamodule_plugs_in_by_config(tmp_path):
+    """A LightningDataModule of DataLoaders, in the user's own config folder: the run trains,
+    records its epochs and tests; an augmentation it cannot take is refused by name."""
+    conf = tmp_path / "conf"
+    (conf / "datamodule").mkdir(parents=True)
+    (conf / "datamodule" / "user.yaml").write_text("_target_: tests.plugins.UserData\nn: 256\n")
+    run_dir = tmp_path / "run"
+    common = [f"hydra.searchpath=[file://{conf}]", "datamodule=user", "trainer.max_epochs=2"]
+    run_train(*common, f"hydra.run.dir={run_dir}")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["n_train"], summary["n_val"], summary["n_test"]) == (128, 64, 64)
+    assert summary["epochs_run"] == 2 and summary["data"]["class_names"] == ["dark", "bright"]
+    assert summary["data"]["image_shape"] == [1, 8, 8] and 0 <= summary["test_acc"] <= 1
+    refused = run_train(*common, "augmentation=light", f"hydra.run.dir={tmp_path / 'aug'}",
+                        check=False)  # fmt: skip
+    assert refused.returncode == 2
+    assert ("augmentation: the datamodule (tests.plugins.UserData) takes no `augmentation` "
+            "argument; choose augmentation=none") in refused.stdout + refused.stderr  # fmt: skip

@@ -108,6 +108,24 @@ def test_a_group_choice_that_names_no_option_gets_the_nearest(tmp_path):
     ]
 
 
+def test_hints_count_the_options_and_keys_of_the_users_config_folder(tmp_path):
+    """A group option or key that only `hydra.searchpath` brings is no mistake: no hint says it
+    is (a run that failed for another reason was told `datamodule=mine is not an option`)."""
+    (tmp_path / "datamodule").mkdir()
+    (tmp_path / "datamodule" / "mine.yaml").write_text("_target_: my.Data\nsize: 3\n")
+    search = f"hydra.searchpath=[file://{tmp_path}]"
+    assert choice_hints(ROOT / "conf", [search, "datamodule=mine"]) == []
+    assert choice_hints(ROOT / "conf", [search, "datamodule=mien"]) == [
+        "datamodule=mien is not an option of datamodule; did you mean datamodule=mine?"
+    ]
+    assert unknown_key_hints(ROOT / "conf", "train", [search, "datamodule=mine",
+                                                       "datamodule.sise=4"]) == [
+        "datamodule.sise is not a key of the config; did you mean datamodule.size?"
+    ]  # fmt: skip
+    # options a package brings cannot be listed: no hint rather than a wrong one
+    assert choice_hints(ROOT / "conf", ["hydra.searchpath=[pkg://my.conf]", "model=x"]) == []
+
+
 def test_a_sweep_job_folder_unquoted_gets_the_quoted_form(tmp_path):
     """Hydra's grammar refuses an unquoted '=' in a value (a sweep job's folder) without
     naming it; the hint names the key and gives the form that parses, which does."""

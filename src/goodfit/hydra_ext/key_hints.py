@@ -37,8 +37,29 @@ def config_keys(cfg: Any, prefix: str = "") -> list[str]:
     return keys
 
 
-def _is_group(config_dir: Path, key: str) -> bool:
-    return (config_dir / key.replace(".", "/")).is_dir()
+def _is_group(config_dirs: Sequence[Path], key: str) -> bool:
+    return any((d / key.replace(".", "/")).is_dir() for d in config_dirs)
+
+
+def _search_path(overrides: Sequence[Any]) -> list[str]:
+    """The `hydra.searchpath` entries given on the command line."""
+    found: list[str] = []
+    for override in overrides:
+        if override.key_or_group == "hydra.searchpath":
+            value = override.value()
+            found += [str(v) for v in (value if isinstance(value, list) else [value])]
+    return found
+
+
+def _config_dirs(config_dir: Path, overrides: Sequence[Any]) -> list[Path] | None:
+    """goodfit's config folder and the folders `hydra.searchpath` adds (whose groups gain their
+    options); None when an entry is not a folder (`pkg://…`), whose options cannot be listed."""
+    dirs = [config_dir]
+    for entry in _search_path(overrides):
+        if not entry.startswith("file://"):
+            return None
+        dirs.append(Path(entry[len("file://") :]))
+    return dirs
 
 
 def unknown_key_hints(config_dir: Path, config_name: str, args: Sequence[str]) -> list[str]:
@@ -53,12 +74,16 @@ def unknown_key_hints(config_dir: Path, config_name: str, args: Sequence[str]) -
         )
     except Exception:  # a syntax error: Hydra's own message says it all
         return []
-    choices, keys = [], []
+    config_dirs = _config_dirs(config_dir, overrides)
+    if config_dirs is None:
+        return []
+    search_path = [a for a in args if a.startswith("hydra.searchpath=")]
+    choices, keys = list(search_path), []
     for override in overrides:
         key = override.key_or_group
         if override.is_add() or override.is_delete() or key.split(".")[0] == "hydra":
             continue
-        if _is_group(config_dir, key):
+        if _is_group(config_dirs, key):
             if override.is_sweep_override():  # the first choice of a sweep stands for all
                 choices.append(f"{key}={next(iter(override.sweep_string_iterator()))}")
             else:
@@ -115,12 +140,15 @@ def choice_hints(config_dir: Path, args: Sequence[str]) -> list[str]:
         )
     except Exception:  # a syntax error: Hydra's own message says it all
         return []
+    config_dirs = _config_dirs(config_dir, overrides)
+    if config_dirs is None:
+        return []
     hints = []
     for override in overrides:
         key = override.key_or_group
-        if override.is_delete() or key.startswith("hydra") or not _is_group(config_dir, key):
+        if override.is_delete() or key.startswith("hydra") or not _is_group(config_dirs, key):
             continue  # hydra/…: Hydra's plugins bring options that conf/ does not hold
-        options = sorted(f.stem for f in (config_dir / key).glob("*.yaml"))
+        options = sorted({f.stem for d in config_dirs for f in (d / key).glob("*.yaml")})
         values = (list(override.sweep_string_iterator()) if override.is_sweep_override()
                   else [override.get_value_element_as_str()])  # fmt: skip
         for value in values:

@@ -22,7 +22,7 @@ from goodfit.hydra_ext.resolvers import publish_data_facts
 from goodfit.lit.rehearsal import rehearse_optimizer
 from goodfit.models import build_network
 from goodfit.runtime.checkpoint_io import RunCheckpointIO
-from goodfit.runtime.errors import ConfigError, user_errors_of
+from goodfit.runtime.errors import ConfigError, parameters_of, user_errors_of
 from goodfit.runtime.imports import class_or_none
 
 log = logging.getLogger(__name__)
@@ -69,13 +69,28 @@ def build_datamodule(cfg: DictConfig) -> Any:
     with user_errors_of("augmentation", cfg.get("augmentation")):
         augmentation = instantiate(cfg.augmentation) if cfg.get("augmentation") else None
     with user_errors_of("datamodule", cfg.datamodule):
-        datamodule = instantiate(cfg.datamodule, augmentation=augmentation)
+        datamodule = instantiate(cfg.datamodule, **_augmentation_argument(cfg, augmentation))
     datamodule.prepare_data()  # fail on missing or damaged data before building anything else
     datamodule.setup("fit")
     check_contract(datamodule)
     _check_batch_size(datamodule)
     publish_data_facts(data_facts(datamodule))
     return datamodule
+
+
+def _augmentation_argument(cfg: DictConfig, augmentation: Any) -> dict[str, Any]:
+    """`augmentation=` for a datamodule that takes it (goodfit's do); none for one of your own
+    that does not, which then cannot be given an augmentation."""
+    target = str(cfg.datamodule.get("_target_"))
+    parameters = parameters_of(target)
+    if parameters is None or "augmentation" in parameters:
+        return {"augmentation": augmentation}
+    if augmentation is not None:
+        raise ConfigError(
+            f"augmentation: the datamodule ({target}) takes no `augmentation` argument; choose "
+            "augmentation=none, or give it one (an nn.Module applied to training batches)"
+        )
+    return {}
 
 
 def _check_batch_size(datamodule: Any) -> None:
