@@ -80,6 +80,7 @@ def test_failed_job_is_listed_and_the_others_still_run(synthetic_dir, tmp_path):
         (["optimizer=sgd", "trainer.max_epochs=2"], None, "optimizer=sgd,trainer.max_epochs=2"),
         ([], None, "job3"),
         (["datamodule.data_dir=/a/b"], None, "datamodule.data_dir=_a_b"),
+        (["name=my exp"], None, "name=my_exp"),  # a space would split a printed command
         (["optimizer.lr=0.00029380279387", "seed=1"], {"optimizer.lr": "x"},
          "trial3-optimizer.lr=0.0002938"),
         # a swept seed is a sub-folder: one setting's seeds group together

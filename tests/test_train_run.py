@@ -264,3 +264,11 @@ def test_a_run_without_its_epoch_record_says_why_it_has_no_verdict(synthetic_dir
         "judged."
     ]
     assert not (run_dir / "learning_curves.png").exists()
+
+
+def test_a_name_with_a_slash_or_space_makes_one_plain_run_folder(synthetic_dir, tmp_path):
+    run_train("debug=fast", "name=ablation/wide net", f"paths.log_dir={tmp_path}",
+              *synthetic_overrides(synthetic_dir))  # fmt: skip
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert "_ablation_wide_net_" in run_dir.name and (run_dir / "summary.json").is_file()
+    assert json.loads((run_dir / "summary.json").read_text())["name"] == "ablation/wide net"

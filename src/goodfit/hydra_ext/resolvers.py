@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,13 @@ def _short(override: str) -> str:
 SEED_KEY = "seed"
 
 
+def folder_part(text: Any) -> str:
+    """`text` as one folder name that a shell command can hold unquoted: each run of slashes or
+    whitespace becomes `_` (`name=a/b` would nest a folder; `name='my exp'` would split the
+    printed `tensorboard --logdir` command)."""
+    return re.sub(r"[\s/\\]+", "_", str(text))
+
+
 def job_dirname(
     sweep_dir: str, task_overrides: Sequence[str], job_num: int | str, search_params: Any = None
 ) -> str:
@@ -52,19 +60,19 @@ def job_dirname(
     group one setting's seeds together. A search (goodfit's Optuna sweeper) varies the keys of
     `hydra.sweeper.params` and runs trial N as job N; its trials are named `trial<N>-…`, since
     a search may try the same values twice. When the varied keys are unknown, every override
-    is used. `/` in a value is replaced so each part stays one folder.
+    is used. `/` or whitespace in a value is replaced (`folder_part`).
     """
     overrides = [str(o) for o in task_overrides]
     if search_params:
         varied = {str(key) for key in search_params}
         name = ",".join(_short(o) for o in overrides if override_key(o) in varied)
-        return f"trial{job_num}-{name}".replace("/", "_")
+        return folder_part(f"trial{job_num}-{name}")
     swept = swept_keys(Path(sweep_dir))
     if swept is not None:
         overrides = [o for o in overrides if override_key(o) in swept]
     seeds = [o for o in overrides if override_key(o) == SEED_KEY]
     rest = [o for o in overrides if override_key(o) != SEED_KEY]
-    name = ",".join(rest).replace("/", "_")
+    name = folder_part(",".join(rest))
     if seeds:
         return f"{name}/{seeds[0]}" if name else seeds[0]
     return name or f"job{job_num}"
@@ -129,6 +137,8 @@ def unless_resuming(resume: str | None, run_dir: str, value: str) -> str | None:
 def register() -> None:
     if not OmegaConf.has_resolver("goodfit.uid"):
         OmegaConf.register_new_resolver("goodfit.uid", lambda: RUN_UID)
+    if not OmegaConf.has_resolver("goodfit.folder_part"):
+        OmegaConf.register_new_resolver("goodfit.folder_part", folder_part)
     if not OmegaConf.has_resolver("goodfit.job_dir"):
         OmegaConf.register_new_resolver("goodfit.job_dir", job_dirname)
     if not OmegaConf.has_resolver("goodfit.run_name"):
