@@ -155,7 +155,10 @@ def test_the_run_eval_suggests_in_a_folder_of_runs_is_typed_as_hydra_reads_it(tr
     result = subprocess.run([*command, *shlex.split(suggested)], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "test accuracy" in result.stdout
+    # the run's own test figure, with the interval its summary gives
+    summary = json.loads((trained / "summary.json").read_text())
+    low, high = summary["test_acc_ci95"]
+    assert f"{summary['test_acc']:.4f}  (95% interval {low:.4f} to {high:.4f})" in result.stdout
 
 
 @pytest.mark.parametrize(

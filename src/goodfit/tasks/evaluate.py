@@ -19,6 +19,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from goodfit.hydra_ext.key_hints import typed_override
+    from goodfit.records.diagnosis import wilson_interval
     from goodfit.records.summary import print_table
     from goodfit.tasks.assemble import TRAINER_REFUSALS, quiet_library_noise
     from goodfit.tasks.checkpoints import find_checkpoint, load_trained
@@ -60,10 +61,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "test_acc": float(metrics["test/acc"]),
         "n_test": datamodule.sizes["n_test"],
     }
+    low, high = wilson_interval(result["test_acc"], result["n_test"])
     print_table(
         f"goodfit eval: {run_cfg.get('name')}",
         [("checkpoint", ckpt), ("test images", result["n_test"]),
          ("test loss", f"{result['test_loss']:.4f}"),
-         ("test accuracy", f"{result['test_acc']:.4f}")],
+         ("test accuracy", f"{result['test_acc']:.4f}  (95% interval {low:.4f} to {high:.4f})")],
     )  # fmt: skip
     return result
