@@ -151,6 +151,10 @@ class TwoStageNet(torch.nn.Module):
         return self.classifier(self.features(x))
 
 
+# Expected here: the fit has no validation data, and the frozen lower stage's batch norm is kept
+# in eval mode on purpose (its statistics must not move).
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
+@pytest.mark.filterwarnings("ignore:Found 1 module\\(s\\) in eval mode at the start of training")
 def test_freezing_and_unfreezing_follow_the_schedule():
     torch.manual_seed(0)
     x, y = torch.rand(40, 1, 28, 28), torch.arange(40) % 3
