@@ -47,6 +47,13 @@ class UserModule(L.LightningModule):
         return self.optimizer_factory(self.parameters())
 
 
+class UserModuleWithoutTestFigures(UserModule):
+    """Tests, but logs nothing the run's record could use."""
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self.net(batch[0])
+
+
 class StepRecorder(L.Callback):
     """Sets its hooks on the instance, as LambdaCallback does, and writes what it saw to `out`:
     the global step at every on_train_batch_end, and the optimizer steps taken."""

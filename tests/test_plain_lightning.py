@@ -173,3 +173,21 @@ def test_a_users_datamodule_plugs_in_by_config(tmp_path):
     assert refused.returncode == 2
     assert ("augmentation: the datamodule (tests.plugins.UserData) takes no `augmentation` "
             "argument; choose augmentation=none") in refused.stdout + refused.stderr  # fmt: skip
+
+
+def test_a_module_that_logs_no_test_figures_is_told_so(synthetic_dir, tmp_path):
+    conf = tmp_path / "conf"
+    (conf / "module").mkdir(parents=True)
+    (conf / "module" / "quiet.yaml").write_text(
+        "_target_: tests.plugins.UserModuleWithoutTestFigures\noptimizer: ${optimizer}\n"
+    )
+    run_dir = tmp_path / "run"
+    result = run_train("debug=fast", f"hydra.searchpath=[file://{conf}]", "module=quiet",
+                       f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir),
+                       check=False)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "Traceback" not in output
+    assert ("module: UserModuleWithoutTestFigures logged no test/loss and no test/acc in its test "
+            f"step, which the run's record needs (summary.json, the verdict); its checkpoints are "
+            f"kept in {run_dir / 'checkpoints'}") in " ".join(output.split())  # fmt: skip
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()

@@ -16,6 +16,7 @@ from goodfit.records.publish import publish, verdict_markdown, where_to_look
 from goodfit.records.run_record import RunRecord
 from goodfit.records.summary import per_class_table, print_summary, run_summary
 from goodfit.runtime.atomic import write_json_atomic
+from goodfit.runtime.errors import UserError
 from goodfit.runtime.timing import peak_rss_mb
 
 # Values a study varies, sent to the loggers (TensorBoard's HParams tab, MLflow params, W&B
@@ -59,6 +60,13 @@ def record_run(
     thresholds: Thresholds, extra: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
     """Write the run's record (on the first process) and return its summary."""
+    missing = [key for key in ("test/loss", "test/acc") if key not in test_metrics]
+    if missing:
+        raise UserError(
+            f"module: {type(module).__name__} logged no {' and no '.join(missing)} in its test "
+            "step, which the run's record needs (summary.json, the verdict); its checkpoints "
+            f"are kept in {Path(cfg.paths.output_dir) / 'checkpoints'}"
+        )
     sizes = dict(datamodule.sizes)
     test_acc = float(test_metrics["test/acc"])
     num_classes = len(datamodule.class_names)
