@@ -62,21 +62,30 @@ def _config_dirs(config_dir: Path, overrides: Sequence[Any]) -> list[Path] | Non
     return dirs
 
 
-def unknown_key_hints(config_dir: Path, config_name: str, args: Sequence[str]) -> list[str]:
-    """One line per command-line key that the composed config lacks, with the nearest name."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+def _parsed_with_dirs(config_dir: Path, args: Sequence[str]) -> tuple[list[Any], list[Path]] | None:
+    """The command line's overrides, parsed by Hydra, and the config folders they search; None
+    when Hydra cannot parse them (its own message says it all) or a folder cannot be listed."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
         overrides = OverridesParser.create().parse_overrides(
             [a for a in args if not a.startswith("-")]
         )
-    except Exception:  # a syntax error: Hydra's own message says it all
-        return []
+    except Exception:  # a syntax error
+        return None
     config_dirs = _config_dirs(config_dir, overrides)
-    if config_dirs is None:
+    return None if config_dirs is None else (overrides, config_dirs)
+
+
+def unknown_key_hints(config_dir: Path, config_name: str, args: Sequence[str]) -> list[str]:
+    """One line per command-line key that the composed config lacks, with the nearest name."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    parsed = _parsed_with_dirs(config_dir, args)
+    if parsed is None:
         return []
+    overrides, config_dirs = parsed
     search_path = [a for a in args if a.startswith("hydra.searchpath=")]
     choices, keys = list(search_path), []
     for override in overrides:
@@ -132,17 +141,10 @@ def _target_taking(cfg: DictConfig, key: str) -> str | None:
 def choice_hints(config_dir: Path, args: Sequence[str]) -> list[str]:
     """One line per config-group choice that names no option (`experiment=goood`), with the
     nearest option; Hydra lists them all, above its config search path."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        overrides = OverridesParser.create().parse_overrides(
-            [a for a in args if not a.startswith("-")]
-        )
-    except Exception:  # a syntax error: Hydra's own message says it all
+    parsed = _parsed_with_dirs(config_dir, args)
+    if parsed is None:
         return []
-    config_dirs = _config_dirs(config_dir, overrides)
-    if config_dirs is None:
-        return []
+    overrides, config_dirs = parsed
     hints = []
     for override in overrides:
         key = override.key_or_group
