@@ -1,5 +1,6 @@
 """Every `_target_` of a run's config is looked up before any work: one that imports nothing is
-named with the nearest name (Hydra would say `Error locating target` once the data is loaded)."""
+named with the nearest name (Hydra would say `Error locating target` once the data is loaded),
+and so is each key its class does not take (Hydra's instantiate would fail only then too)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,15 @@ from .conftest import run_train
 @pytest.fixture
 def user_package(tmp_path, monkeypatch):
     """A user's package: one good module, one whose dependency is missing, one that is broken."""
-    (tmp_path / "mine.py").write_text("class Net:\n    pass\n")
+    (tmp_path / "mine.py").write_text(
+        "class Net:\n"
+        "    def __init__(self, in_features, num_classes, hidden, dropout=0.0,\n"
+        "                 activation='relu', init='torch'):\n"
+        "        pass\n"
+        "\n"
+        "class Bare:\n"
+        "    pass\n"
+    )
     (tmp_path / "needs_dep.py").write_text("import not_installed_anywhere\n")
     (tmp_path / "broken.py").write_text("def f(:\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -55,6 +64,35 @@ def test_a_target_that_imports_nothing_is_named(compose, user_package, override,
                                        ("hparams_search=optuna",), ("logger=many",)])  # fmt: skip
 def test_every_shipped_target_and_a_users_own_pass(compose, user_package, overrides):
     check_targets(compose(*overrides))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("+trainer.max_epoch=3",),
+         "trainer.max_epoch is not an argument of lightning.pytorch.Trainer; did you mean "
+         "trainer.max_epochs?"),
+        (("+callbacks.model_checkpoint.every_n_epoch=2",),
+         "callbacks.model_checkpoint.every_n_epoch is not an argument of "
+         "goodfit.callbacks.ModelCheckpoint; did you mean "
+         "callbacks.model_checkpoint.every_n_epochs?"),
+        (("optimizer=adam", "+optimizer.momentum=0.9"),
+         "optimizer.momentum is not an argument of torch.optim.Adam"),
+        (("model._target_=mine.Bare",),
+         "model.hidden is not an argument of mine.Bare\nmodel.dropout is not an argument of "
+         "mine.Bare"),
+    ],
+)  # fmt: skip
+def test_a_key_its_class_does_not_take_is_named(compose, user_package, overrides, message):
+    with pytest.raises(ConfigError) as refused:
+        check_targets(compose(*overrides))
+    assert str(refused.value).startswith(message)
+
+
+def test_keys_behind_kwargs_or_a_signature_python_cannot_read_are_left_to_the_class(compose):
+    """timedelta's arguments go to a __new__ without a signature; the TensorBoard logger passes
+    its extra keys to the writer (it checks them itself when built)."""
+    check_targets(compose("trainer=ddp", "+logger.tensorboard.flush_secs=5"))
 
 
 def test_train_py_names_a_misspelled_target_before_reading_the_data(tmp_path):

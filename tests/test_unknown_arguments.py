@@ -97,6 +97,7 @@ def test_train_py_names_a_misspelled_added_key(tmp_path):
     assert ("trainer.max_epoch is not an argument of lightning.pytorch.Trainer; did you mean "
             "trainer.max_epochs?") in output  # fmt: skip
     assert "Traceback" not in output and not (tmp_path / "run" / "checkpoints").exists()
+    assert "Fashion-MNIST from" not in output  # refused before the data is read
 
 
 def test_a_misspelled_tensorboard_writer_keyword_is_refused_when_the_logger_is_built(tmp_path):

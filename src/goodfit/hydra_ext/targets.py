@@ -1,8 +1,11 @@
-"""Every `_target_` of a config, and a check that each names something importable.
+"""Every `_target_` of a config, and a check that each names something importable and that
+takes the node's keys.
 
 Hydra looks a `_target_` up only when it builds that part, after the data is loaded, and then
-says `Error locating target '…'` without the nearest name. `check_targets` looks them all up
-before any work and names the closest attribute of the module that did import.
+says `Error locating target '…'` without the nearest name; a key its class does not take
+(`+trainer.max_epoch=3`) fails only then too. `check_targets` looks them all up before any
+work, names the closest attribute of the module that did import, and each key the class or
+function does not take (where its signature tells: not behind **kwargs) with the nearest one.
 """
 
 from __future__ import annotations
@@ -12,31 +15,58 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from goodfit.runtime.errors import ConfigError
+from goodfit.runtime.errors import ConfigError, not_arguments, parameters_of
 from goodfit.runtime.imports import TargetNotFound, locate
+
+# Keys goodfit takes out of a node before building it: not arguments of its class.
+_TAKEN_BY_GOODFIT = {"model": {"compile"}}  # models.build_network compiles the network
 
 
 def targets(node: Any, where: str = "") -> Iterator[tuple[str, str]]:
     """Every (`key`, `_target_`) in a nested config (plain dicts and lists)."""
+    for key, found in target_nodes(node, where):
+        yield key, str(found["_target_"])
+
+
+def target_nodes(node: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every (`key`, node) in a nested config (plain dicts and lists) whose node has a
+    `_target_`; `key` is "(root)" for the top."""
     if isinstance(node, dict):
+        if "_target_" in node:
+            yield where or "(root)", node
         for key, value in node.items():
-            path = f"{where}.{key}" if where else str(key)
-            if key == "_target_":
-                yield where or "(root)", str(value)
-            else:
-                yield from targets(value, path)
+            if key != "_target_":
+                yield from target_nodes(value, f"{where}.{key}" if where else str(key))
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            yield from targets(value, f"{where}[{i}]")
+            yield from target_nodes(value, f"{where}[{i}]")
 
 
 def check_targets(cfg: DictConfig) -> None:
-    """Raise ConfigError naming each `_target_` that imports nothing, with the nearest name."""
+    """Raise ConfigError naming each `_target_` that imports nothing, with the nearest name, and
+    each key its class or function does not take."""
     container = OmegaConf.to_container(cfg, resolve=False)
-    problems = [f"{key}._target_={target}: {why}" for key, target in targets(container)
-                if (why := _not_found(target)) is not None]  # fmt: skip
+    problems = []
+    for key, node in target_nodes(container):
+        target = str(node["_target_"])
+        why = _not_found(target)
+        if why is not None:
+            problems.append(f"{key}._target_={target}: {why}")
+        elif "${" not in target:
+            problems.extend(_keys_not_taken(key, target, node))
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def _keys_not_taken(key: str, target: str, node: dict[str, Any]) -> list[str]:
+    """Lines naming the keys of `node` that `target` does not take (none when its signature
+    cannot tell)."""
+    parameters = parameters_of(target)
+    if parameters is None:
+        return []
+    own = _TAKEN_BY_GOODFIT.get(key, set())
+    names = [str(k) for k in node if not str(k).startswith("_") and k not in own]
+    return not_arguments(key, target, [n for n in names if n not in parameters], parameters)
 
 
 def _not_found(target: str) -> str | None:

@@ -112,12 +112,18 @@ def _unknown_arguments(group: str, node: Mapping[str, Any], error: TypeError) ->
         unknown = [found.group(1)] if found else []
     if not unknown or "argument" not in message:
         return None
+    return "\n".join(not_arguments(group, target, unknown, parameters or set()))
+
+
+def not_arguments(where: str, target: str, names: Iterable[str],
+                  parameters: set[str]) -> list[str]:  # fmt: skip
+    """One line per key of `where` that `target` does not take, with the nearest one it does."""
     lines = []
-    for name in unknown:
-        close = difflib.get_close_matches(name, sorted(parameters or ()), n=1, cutoff=0.6)
-        hint = f"; did you mean {group}.{close[0]}?" if close else ""
-        lines.append(f"{group}.{name} is not an argument of {target}{hint}")
-    return "\n".join(lines)
+    for name in names:
+        close = difflib.get_close_matches(name, sorted(parameters), n=1, cutoff=0.6)
+        hint = f"; did you mean {where}.{close[0]}?" if close else ""
+        lines.append(f"{where}.{name} is not an argument of {target}{hint}")
+    return lines
 
 
 def parameters_of(target: str) -> set[str] | None:
@@ -132,11 +138,14 @@ def parameters_of(target: str) -> set[str] | None:
     names: set[str] = set()
     passed_on = False  # an __init__ took **kwargs: where they went cannot be told
     for cls in obj.__mro__:
-        init = cls.__dict__.get("__init__")
-        if init is None:
-            continue
         if cls is object:  # every __init__ on the way took **kwargs, or none was defined
             return None if passed_on else names
+        if "__init__" in cls.__dict__:
+            init = cls.__dict__["__init__"]
+        elif "__new__" in cls.__dict__:  # its arguments go to __new__ (datetime.timedelta)
+            init = cls.__new__
+        else:
+            continue
         found, takes_more = _keywords(init)
         if found is None:
             return None
@@ -154,5 +163,5 @@ def _keywords(function: Any) -> tuple[set[str] | None, bool]:
     except (TypeError, ValueError):
         return None, False
     plain = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    names = {p.name for p in parameters if p.kind not in plain} - {"self"}
+    names = {p.name for p in parameters if p.kind not in plain} - {"self", "cls"}
     return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
