@@ -138,6 +138,25 @@ def test_console_table_wraps_a_long_path_whole():
     assert "…" not in out.getvalue() and "".join(cells[:-1]) == folder and cells[-1] == "1"
 
 
+def test_console_summary_says_none_for_no_experiment_and_groups_thousands():
+    import io
+
+    from rich.console import Console
+
+    from goodfit.records.summary import print_summary
+
+    summary = {"experiment": None, "name": "debug", "model": "mlp_good", "optimizer": "sgd",
+               "params_total": 694950, "params_trainable": 694950, "n_train": 54000,
+               "n_val": 6000, "n_test": 10000, "epochs_run": 1, "test_loss": 1.0,
+               "test_acc": 0.5, "fit_seconds": 1.0, "run_dir": "run"}  # fmt: skip
+    out = io.StringIO()
+    print_summary(summary, console=Console(width=100, file=out))
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in out.getvalue().splitlines() if line.count("│") == 3}  # fmt: skip
+    assert rows["experiment"] == "none"
+    assert rows["data (train/val/test)"] == "54,000 / 6,000 / 10,000"
+
+
 def test_run_folder_is_never_reused(good_run, synthetic_dir):
     run_dir, _ = good_run
     result = run_train(

@@ -38,12 +38,12 @@ def print_summary(summary: dict[str, Any], where_to_look: Sequence[tuple[str, st
     recorded (`where_to_look`: (logger, command or file) rows)."""
     console = console or Console()
     rows = [
-        ("experiment", summary.get("experiment")),
+        ("experiment", summary.get("experiment") or "none"),
         ("model / optimizer", f"{summary.get('model')} / {summary.get('optimizer')}"),
         ("parameters", f"{summary['params_total']:,} ({summary['params_trainable']:,} trainable)"),
         (
             "data (train/val/test)",
-            f"{summary['n_train']} / {summary['n_val']} / {summary['n_test']}",
+            f"{summary['n_train']:,} / {summary['n_val']:,} / {summary['n_test']:,}",
         ),
         ("epochs run", f"{summary['epochs_run']}{_stopped_early(summary)}"),
         ("best val/acc", _fmt(summary.get("best_val_acc"))),
