@@ -64,7 +64,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     low, high = wilson_interval(result["test_acc"], result["n_test"])
     print_table(
         f"goodfit eval: {run_cfg.get('name')}",
-        [("checkpoint", ckpt), ("test images", result["n_test"]),
+        [("checkpoint", ckpt), ("test images", f"{result['n_test']:,}"),
          ("test loss", f"{result['test_loss']:.4f}"),
          ("test accuracy", f"{result['test_acc']:.4f}  (95% interval {low:.4f} to {high:.4f})")],
     )  # fmt: skip
