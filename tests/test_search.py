@@ -38,7 +38,7 @@ def trial_folders(sweep) -> list[str]:
 @pytest.mark.slow
 def test_search_is_seeded_and_continues_in_its_folder(synthetic_dir, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
-    run_train(*search_args(first, synthetic_dir, "hydra.sweeper.n_trials=4"))
+    output = run_train(*search_args(first, synthetic_dir, "hydra.sweeper.n_trials=4"))
     # the same seed, another storage (any Optuna storage URL): the same four trials
     db = f"sqlite:///{tmp_path / 'second.db'}"
     run_train(*search_args(second, synthetic_dir, "hydra.sweeper.n_trials=4",
@@ -52,6 +52,14 @@ def test_search_is_seeded_and_continues_in_its_folder(synthetic_dir, tmp_path):
     best = max(float(row["best_val_acc"]) for row in rows(first))
     assert "best_params" in results and f"best_value: {best}"[:18] in results
     assert f"optuna-dashboard {first / 'optuna-journal.log'}" in results
+    # the best trial's values as overrides to copy onto a command line
+    from hydra_plugins.goodfit_optuna.search_space import as_overrides
+
+    best_trial = load_study(first).best_trial
+    assert (
+        f"Best trial {best_trial.number}: {best_trial.value:.4g} with "
+        + " ".join(as_overrides(best_trial.params))
+    ) in output.stdout + output.stderr
 
     # the same command with more trials: the study goes on, its stored trials are not repeated
     run_train(*search_args(first, synthetic_dir, "hydra.sweeper.n_trials=6"))

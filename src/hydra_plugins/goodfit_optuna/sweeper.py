@@ -190,7 +190,7 @@ class _Search:
         value = job.return_value if job.status == JobStatus.COMPLETED else None
         if isinstance(value, (int, float)) and not math.isnan(value):
             self.study.tell(trial, float(value))
-            log.info("Trial %d: %s", trial.number, value)
+            log.info("Trial %d: %.4g", trial.number, value)
             return
         self.study.tell(trial, state=TrialState.FAIL)
         self.sweeper._failures.append(job)
@@ -225,6 +225,7 @@ def write_results(study: Any, settings: dict[str, Any], sweep_dir: Path) -> None
     where the study is stored."""
     from goodfit.hydra_ext.optuna_study import dashboard_command, storage_location
     from goodfit.runtime.atomic import write_text_atomic
+    from hydra_plugins.goodfit_optuna.search_space import as_overrides
 
     states: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
@@ -238,5 +239,6 @@ def write_results(study: Any, settings: dict[str, Any], sweep_dir: Path) -> None
     if completed:
         best = study.best_trial
         results.update(best_trial=best.number, best_params=best.params, best_value=best.value)
-        log.info("Best trial %d: %s = %s", best.number, best.params, best.value)
+        log.info("Best trial %d: %.4g with %s", best.number, best.value,
+                 " ".join(as_overrides(best.params)))  # fmt: skip
     write_text_atomic(sweep_dir / RESULTS_FILE, OmegaConf.to_yaml(OmegaConf.create(results)))
