@@ -179,3 +179,19 @@ def test_every_optimizer_composes_with_every_experiment(compose, experiment, opt
     loss.backward()
     opt.step()
     assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("switched_off", [False, True])
+def test_the_trainer_has_the_configured_callbacks_and_no_other(compose, tmp_path, switched_off):
+    """Lightning adds a model summary of its own unless told not to; none is added here."""
+    from lightning.pytorch.callbacks import ModelSummary
+
+    from goodfit.tasks.assemble import build_callbacks, build_trainer
+
+    cfg = compose(f"paths.output_dir={tmp_path}", "~logger",
+                  *(["callbacks.rich_model_summary=null"] if switched_off else []))  # fmt: skip
+    callbacks = build_callbacks(cfg)
+    trainer = build_trainer(cfg, callbacks, [])
+    summaries = [cb for cb in trainer.callbacks if isinstance(cb, ModelSummary)]
+    assert len(summaries) == (0 if switched_off else 1)
+    assert set(map(id, trainer.callbacks)) == set(map(id, callbacks))

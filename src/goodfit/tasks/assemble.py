@@ -215,6 +215,9 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any],
                 logger=loggers or False,
                 enable_checkpointing=any(isinstance(cb, ModelCheckpoint) for cb in callbacks),
                 enable_progress_bar=any(isinstance(cb, ProgressBar) for cb in callbacks),
+                # the model summary is the configured callback or none: Lightning would add one
+                # when none is configured (callbacks.rich_model_summary=null)
+                enable_model_summary=False,
                 plugins=[RunCheckpointIO(run_config)],
                 **overrides,
             )
