@@ -79,3 +79,21 @@ def test_the_link_finder_finds_links_and_skips_code(tmp_path):
         "[a](docs/a.md) and `[b](not/a/link.md)`\n```\n[c](nor/this.md)\n```\n[d]: ref.md\n"
     )
     assert links(page) == ["docs/a.md", "ref.md"]
+
+
+CONFIGS = sorted((ROOT / "conf").rglob("*.yaml"))
+DOC_REFERENCE = re.compile(r"\b(docs/[\w-]+\.md|README(?=[:;,. )]))(?::\s*([A-Z][\w ]+?)\))?")
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "conf")))
+def test_config_comments_point_to_pages_and_sections_that_exist(config):
+    """A comment saying where to read more (`docs/performance.md`, `README: Extend it`) names a
+    page of the repository, and a section the page has."""
+    for page, section in DOC_REFERENCE.findall(config.read_text()):
+        path = ROOT / ("README.md" if page == "README" else page)
+        assert path.is_file(), f"{config.name} points to {page}, which does not exist"
+        if section:
+            headings = re.findall(r"^#+\s+(.+)$", path.read_text(), re.MULTILINE)
+            assert any(h.startswith(section) for h in headings), (
+                f"{config.name} points to {page}: {section}, a section it does not have"
+            )
