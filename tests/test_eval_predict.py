@@ -206,3 +206,27 @@ def test_predict_normalises_as_training_did(trained, synthetic_dir):
     accuracy = (predicted == labels).float().mean().item()
     summary = json.loads((trained / "summary.json").read_text())
     assert accuracy == pytest.approx(summary["test_acc"], abs=1e-6)
+
+
+def test_eval_says_how_to_read_data_that_has_moved(tmp_path, synthetic_dir):
+    """The run's data folder is gone: the error says eval.py's data_dir= points elsewhere, and
+    that works."""
+    from goodfit.runtime.errors import DataNotFoundError
+    from goodfit.tasks.evaluate import _test_data
+
+    def run_config(data_dir):
+        return OmegaConf.create({"datamodule": {
+            "_target_": "goodfit.data.fashion_mnist.FashionMNISTDataModule",
+            "data_dir": str(data_dir), "system_dir": str(tmp_path / "none"),
+            "download": False, "verify_checksums": False,
+        }})  # fmt: skip
+
+    with pytest.raises(DataNotFoundError) as refused:
+        _test_data(run_config(tmp_path / "gone"), None)
+    assert str(tmp_path / "gone") in str(refused.value)
+    assert "give eval.py data_dir=<the folder it is in now>" in str(refused.value)
+    with pytest.raises(DataNotFoundError) as refused:  # a folder given that holds nothing
+        _test_data(run_config(tmp_path / "gone"), str(tmp_path / "empty"))
+    assert "eval.py data_dir" not in str(refused.value)
+    datamodule = _test_data(run_config(tmp_path / "gone"), str(synthetic_dir))
+    assert str(datamodule.data_dir) == str(synthetic_dir)

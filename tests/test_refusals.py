@@ -92,6 +92,18 @@ def test_an_argument_the_config_does_not_set_gets_the_plus_form():
     ]
 
 
+def test_a_key_given_without_its_group_gets_the_keys_of_that_name():
+    """`lr=0.1` is no key, `optimizer.lr` is; eval.py has `data_dir` where a run has
+    `datamodule.data_dir`."""
+    assert unknown_key_hints(ROOT / "conf", "train", ["lr=0.1", "max_epochs=3"]) == [
+        "lr is not a key of the config; did you mean optimizer.lr?",
+        "max_epochs is not a key of the config; did you mean trainer.max_epochs?",
+    ]
+    assert unknown_key_hints(ROOT / "conf", "eval", ["ckpt_path=x", "datamodule.data_dir=y"]) == [
+        "datamodule.data_dir is not a key of the config; did you mean data_dir?"
+    ]
+
+
 def test_a_group_choice_that_names_no_option_gets_the_nearest(tmp_path):
     """Hydra lists a group's options above its config search path; the last line names the
     nearest one. Plugins' options (hydra/launcher=joblib) and lists are left to Hydra."""

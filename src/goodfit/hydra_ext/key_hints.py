@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -120,10 +120,18 @@ def unknown_key_hints(config_dir: Path, config_name: str, args: Sequence[str]) -
             hints.append(f"{key} is an argument of {target} that the config does not set; "
                          f"add it with +{key}={value}")  # fmt: skip
             continue
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else "`--cfg job` lists the keys"
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) or same_name(key, known)
+        hint = f"did you mean {' or '.join(close)}?" if close else "`--cfg job` lists the keys"
         hints.append(f"{key} is not a key of the config; {hint}")
     return hints
+
+
+def same_name(key: str, known: Iterable[str], most: int = 3) -> list[str]:
+    """The keys named like `key`'s last part, shallowest first: `lr` is `optimizer.lr`;
+    eval.py's `data_dir` is what `datamodule.data_dir` meant."""
+    name = key.rsplit(".", 1)[-1]
+    found = [k for k in known if k.rsplit(".", 1)[-1] == name and k != key]
+    return sorted(found, key=lambda k: (k.count("."), k))[:most]
 
 
 def _target_taking(cfg: DictConfig, key: str) -> str | None:

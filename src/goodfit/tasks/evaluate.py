@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from goodfit.runtime.errors import ConfigError
+from goodfit.runtime.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                            typed=lambda run: typed_override("ckpt_path", str(run)))  # fmt: skip
     trained = load_trained(ckpt, trust=bool(cfg.get("trust_checkpoint")))
     run_cfg = trained.config
-    if cfg.get("data_dir"):
-        run_cfg.datamodule.data_dir = cfg.data_dir
-    datamodule = instantiate(run_cfg.datamodule)
-    datamodule.prepare_data()
+    datamodule = _test_data(run_cfg, cfg.get("data_dir"))
     accelerator = cfg.get("accelerator") or run_cfg.trainer.accelerator
     try:
         trainer: L.Trainer = instantiate(run_cfg.trainer, _partial_=True)(
@@ -69,3 +66,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
          ("test accuracy", f"{result['test_acc']:.4f}  (95% interval {low:.4f} to {high:.4f})")],
     )  # fmt: skip
     return result
+
+
+def _test_data(run_cfg: DictConfig, data_dir: str | None) -> Any:
+    """The training run's datamodule, reading from `data_dir` when given; data no longer where
+    the run found it is a DataError that says how to point eval.py at it."""
+    from hydra.utils import instantiate
+
+    if data_dir:
+        run_cfg.datamodule.data_dir = data_dir
+    try:
+        datamodule = instantiate(run_cfg.datamodule)
+        datamodule.prepare_data()
+    except DataError as err:
+        if data_dir:
+            raise
+        raise type(err)(f"{err}\nThat is where the training run read its data; if it has moved, "
+                        "give eval.py data_dir=<the folder it is in now>") from None  # fmt: skip
+    return datamodule
