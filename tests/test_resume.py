@@ -172,6 +172,42 @@ def test_resume_changes_only_limits(uninterrupted, tmp_path):
     assert "optimizer.lr" in result.stdout + result.stderr
 
 
+def test_resume_reads_the_same_data_from_where_it_is_now(
+    uninterrupted, larger_synthetic_dir, tmp_path
+):
+    """Data moved (or staged to another disk for this job): datamodule.data_dir may change on
+    resume; the run goes on as if it had not moved, without Lightning's warning that its
+    checkpoint folder is not empty."""
+    run_dir, moved = tmp_path / "copy", tmp_path / "moved"
+    shutil.copytree(uninterrupted, run_dir)
+    shutil.copytree(larger_synthetic_dir, moved)
+    result = run_train(f"resume={run_dir}", f"datamodule.data_dir={moved}", "trainer.max_epochs=4")
+    output = result.stdout + result.stderr
+    assert "exists and is not empty" not in output
+    history = figures(run_dir)["history"]
+    assert len(history) == 4 and history[:3] == figures(uninterrupted)["history"]
+
+
+def test_a_checkpoint_refuses_other_data(synthetic_dir):
+    """The datamodule's state in a checkpoint names its classes and image shape; restored onto
+    data with others (another folder given on resume or to eval), it is refused."""
+    from goodfit.data.fashion_mnist import FashionMNISTDataModule
+    from goodfit.runtime.errors import DataError
+
+    datamodule = FashionMNISTDataModule(data_dir=str(synthetic_dir), system_dir=None,
+                                        download=False, verify_checksums=False)  # fmt: skip
+    datamodule.load_state_dict({"class_names": ["a"]})  # before the data is read: nothing to say
+    datamodule.setup("fit")
+    state = datamodule.state_dict()
+    datamodule.load_state_dict(state)  # the same data
+    other_shape = r"trained on: image_shape \[1, 28, 28\] here, \[3, 32, 32\]"
+    with pytest.raises(DataError, match=other_shape):
+        datamodule.load_state_dict({**state, "image_shape": [3, 32, 32]})
+    names = ["x", *state["class_names"][1:]]
+    with pytest.raises(DataError, match=r"class_names .* in the checkpoint"):
+        datamodule.load_state_dict({**state, "class_names": names})
+
+
 def test_resume_needs_a_run_folder(tmp_path):
     result = run_train(f"resume={tmp_path}", check=False)
     assert result.returncode == 2

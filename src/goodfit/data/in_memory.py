@@ -20,6 +20,7 @@ from goodfit.data.batches import TensorBatches
 from goodfit.data.contract import Split
 from goodfit.data.images import normalize_images
 from goodfit.data.splits import check_classes, per_class_subset, relabel, split_indices
+from goodfit.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,20 @@ class InMemoryDataModule(L.LightningDataModule):
         return {"normalize": self.normalize, "mean": self.mean, "std": self.std,
                 "image_shape": list(self.image_shape),
                 "class_names": list(self.class_names)}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """A checkpoint's data facts against the data read now: a run resumed (or tested) on
+        other data, e.g. another folder given as datamodule.data_dir, is refused."""
+        if self.train is None or not isinstance(state, dict):
+            return  # not read yet: nothing to compare
+        now = {"class_names": list(self.class_names), "image_shape": list(self.image_shape)}
+        differ = [f"{key} {now[key]} here, {list(state[key])} in the checkpoint" for key in now
+                  if state.get(key) is not None and list(state[key]) != now[key]]  # fmt: skip
+        if differ:
+            raise DataError(
+                f"datamodule.data_dir={getattr(self, 'data_dir', None)}: not the data the "
+                f"checkpoint was trained on: {'; '.join(differ)}"
+            )
 
     # ------------------------------------------------------------------------------- loading
 

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 RESUME_OVERRIDABLE = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time")
 # How a run is displayed, which does not change its figures.
 RESUME_DISPLAY = ("callbacks.rich_progress_bar",)
+# Where the same data is read from (moved, or staged to another disk for this job); data that
+# is not the same is refused when the checkpoint is restored (its classes and image shape).
+RESUME_LOCATIONS = ("datamodule.data_dir", "paths.data_dir")
 
 
 @dataclass
@@ -48,13 +51,15 @@ def load_resumed_run(cfg: DictConfig, run_dir: Path | None = None,
         raise ConfigError("resume=… continues one run; it cannot be combined with -m/--multirun")
     if not saved_config.is_file():
         raise ConfigError(f"resume={cfg.resume}: not a run folder (no .hydra/config.yaml there)")
-    allowed = ("resume", "trust_checkpoint", *RESUME_OVERRIDABLE, *RESUME_DISPLAY)
+    allowed = ("resume", "trust_checkpoint", *RESUME_OVERRIDABLE, *RESUME_DISPLAY,
+               *RESUME_LOCATIONS)  # fmt: skip
     changed = [o for o in hydra_config.task_overrides() if o not in _saved_overrides(run_dir)]
     refused = [override_key(o) for o in changed if override_key(o) not in allowed]
     if refused:
         raise ConfigError(
             f"resume={cfg.resume} continues the run in {run_dir} with the config it was started "
-            f"with; only {', '.join(RESUME_OVERRIDABLE)} may be changed, not: {', '.join(refused)}"
+            f"with; only {', '.join(RESUME_OVERRIDABLE)} and where the data is read "
+            f"({', '.join(RESUME_LOCATIONS)}) may be changed, not: {', '.join(refused)}"
         )
     run_cfg = OmegaConf.load(saved_config)
     assert isinstance(run_cfg, DictConfig)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from contextlib import ExitStack
+import warnings
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,14 @@ def run(
                                extra_record or {})  # fmt: skip
 
 
+@contextmanager
+def _resuming_quietly() -> Iterator[None]:
+    """Lightning warns that the checkpoint folder is not empty, which a resumed run's is."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
+        yield
+
+
 def _fit_and_record(
     cfg: DictConfig, choices: dict[str, Any], prepared: assemble.Prepared, loggers: list[Any],
     ckpt_path: Path | None, thresholds: Thresholds, extra_record: dict[str, Any],
@@ -114,6 +124,8 @@ def _fit_and_record(
     with ExitStack() as stack:
         stack.enter_context(job_relaunch())
         stack.enter_context(own_process_group())
+        if ckpt_path is not None:
+            stack.enter_context(_resuming_quietly())
         if fast is not None:
             stack.enter_context(fast.active(module, datamodule))
         started = time.perf_counter()
