@@ -188,6 +188,28 @@ def test_resume_reads_the_same_data_from_where_it_is_now(
     assert len(history) == 4 and history[:3] == figures(uninterrupted)["history"]
 
 
+def test_resume_on_other_data_is_refused_before_any_work(tmp_path):
+    """Another folder of images with other classes: refused before the run starts, so the
+    completed run's record is left as it was (not recorded as a failed continuation)."""
+    from .data_files import write_image_folder
+
+    images = write_image_folder(tmp_path / "images")
+    run_dir = tmp_path / "run"
+    run_train("datamodule=image_folder", f"datamodule.data_dir={images}", "model=mlp_bad",
+              "datamodule.batch_size=8",
+              "trainer.max_epochs=1", "trainer.accelerator=cpu",
+              "callbacks.rich_progress_bar=null", f"hydra.run.dir={run_dir}")  # fmt: skip
+    before = (run_dir / "summary.json").read_text()
+    other = write_image_folder(tmp_path / "other", classes=("ant", "bee", "cow"))
+    result = run_train(f"resume={run_dir}", f"datamodule.data_dir={other}",
+                       "trainer.max_epochs=2", check=False)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert ("not the data the checkpoint was trained on: class_names ['ant', 'bee', 'cow'] "
+            "here, ['cat', 'dog', 'owl'] in the checkpoint") in output  # fmt: skip
+    assert (run_dir / "summary.json").read_text() == before
+
+
 def test_a_checkpoint_refuses_other_data(synthetic_dir):
     """The datamodule's state in a checkpoint names its classes and image shape; restored onto
     data with others (another folder given on resume or to eval), it is refused."""

@@ -154,6 +154,10 @@ class InMemoryDataModule(L.LightningDataModule):
                 "class_names": list(self.class_names)}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Lightning restores a checkpoint's datamodule state: its data facts are checked."""
+        self.check_same_data(state)
+
+    def check_same_data(self, state: dict[str, Any]) -> None:
         """A checkpoint's data facts against the data read now: a run resumed (or tested) on
         other data, e.g. another folder given as datamodule.data_dir, is refused."""
         if self.train is None or not isinstance(state, dict):

@@ -123,3 +123,13 @@ def epochs_done(checkpoint: dict[str, Any]) -> int:
     progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
     processed = progress.get("current", {}).get("processed")
     return int(processed) if processed is not None else int(checkpoint.get("epoch", 0))
+
+
+def check_same_data(datamodule: Any, checkpoint: dict[str, Any]) -> None:
+    """Data that is not the run's (see InMemoryDataModule.check_same_data) is refused before
+    any work: Lightning restores the datamodule's state only once the run has started, and a
+    run stopped then would be recorded as failed."""
+    check = getattr(datamodule, "check_same_data", None)
+    state = checkpoint.get(type(datamodule).__qualname__)
+    if callable(check) and isinstance(state, dict):
+        check(state)

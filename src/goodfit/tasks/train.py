@@ -75,7 +75,7 @@ def run(
     run_dir = Path(cfg.paths.output_dir)
     if not resuming and is_rank_zero():  # DDP children share rank 0's folder
         check_run_dir_unused(run_dir)
-    ckpt_path = None
+    ckpt_path, checkpoint = None, None
     if resuming:
         from goodfit.runtime.checkpoint_io import resumable_checkpoint
         from goodfit.tasks.resume import settle_limits
@@ -89,6 +89,11 @@ def run(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     choices = choices if choices is not None else hydra_config.choices()
     prepared = prepared or assemble.prepare(cfg)
+    if checkpoint is not None:
+        from goodfit.tasks.resume import check_same_data
+
+        check_same_data(prepared.datamodule, checkpoint)
+        del checkpoint  # Lightning loads it again to restore it; not held twice meanwhile
     loggers = assemble.build_loggers(cfg)
     with closing(loggers):  # a W&B run ends with this run, recorded or failed
         return _fit_and_record(cfg, choices, prepared, loggers, ckpt_path, thresholds,
