@@ -239,6 +239,21 @@ def _trainer_refusal(cfg: DictConfig, err: Exception) -> str:
 
 def _device_hint(cfg: DictConfig) -> str:
     if str(cfg.trainer.get("accelerator")) in ("gpu", "cuda") and not torch.cuda.is_available():
-        return ("; this machine has no CUDA GPU that torch can use: trainer=default takes a GPU "
-                "when there is one, trainer=cpu runs on the CPU")  # fmt: skip
+        return f"; {NO_GPU}"
     return ""
+
+
+NO_GPU = ("this machine has no CUDA GPU that torch can use: trainer=default takes a GPU when "
+          "there is one, trainer=cpu runs on the CPU")  # fmt: skip
+
+
+def check_accelerator(cfg: DictConfig) -> None:
+    """A GPU asked for on a machine without one is refused before any work (Lightning refuses
+    it only when the Trainer is built, once the data is read)."""
+    from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
+
+    accelerator = str(cfg.trainer.get("accelerator"))
+    if accelerator == "gpu" and MPSAccelerator.is_available():
+        return  # Lightning's "gpu" is Apple's MPS there
+    if accelerator in ("gpu", "cuda") and not CUDAAccelerator.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator}: {NO_GPU}")

@@ -54,6 +54,7 @@ def preflight(cfg: DictConfig) -> Thresholds:
     thresholds = Thresholds.from_mapping(cfg.get("diagnosis"))
     assemble.check_optimizer(cfg)
     assemble.check_monitors(cfg)
+    assemble.check_accelerator(cfg)
     return thresholds
 
 
