@@ -195,6 +195,42 @@ def test_predict_classifies_every_image_in_a_folder(trained, tmp_path, capsys):
     assert "no image files in" in capsys.readouterr().err
 
 
+def test_predict_writes_a_csv_in_batches_as_one_by_one(trained, tmp_path, capsys, monkeypatch):
+    """--csv FILE: one row per image read (class, probability, every class's probability), the
+    same classes and probabilities (to rounding) whether images go through the network in
+    batches or one at a time."""
+    import csv
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, image in enumerate(make_images(np.array([7, 1, 3, 7, 9]), seed=6)):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    (folder / "9_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    table = tmp_path / "out" / "predictions.csv"
+    assert predict.main([str(trained), str(folder), "--csv", str(table)]) == 1
+    printed = capsys.readouterr().out.splitlines()
+    with open(table) as f:
+        rows = list(csv.DictReader(f))
+    assert [row["image"] for row in rows] == [str(folder / f"{i}.png") for i in range(5)]
+    assert [f"{r['image']}: {r['class']} {float(r['probability']):.3f}" for r in rows] == [
+        line.split(" (")[0] for line in printed
+    ]
+    classes = list(rows[0])[3:]
+    assert len(classes) == 10 and rows[0]["class"] == "Sneaker"
+    assert all(abs(sum(float(r[c]) for c in classes) - 1) < 1e-4 for r in rows)
+
+    monkeypatch.setattr(predict, "BATCH", 1)
+    one_by_one = tmp_path / "one_by_one.csv"
+    assert predict.main([str(trained), str(folder), "--csv", str(one_by_one)]) == 1
+    with open(one_by_one) as f:
+        alone = list(csv.DictReader(f))
+    assert [r["class"] for r in alone] == [r["class"] for r in rows]
+    for a, b in zip(alone, rows, strict=True):  # batched matrix products round differently
+        assert all(abs(float(a[c]) - float(b[c])) < 1e-5 for c in classes)
+    assert predict.main([str(trained), str(folder), "--csv", str(tmp_path)]) == 2
+    assert f"--csv {tmp_path}: a folder" in capsys.readouterr().err
+
+
 def test_predict_normalises_as_training_did(trained, synthetic_dir):
     """On the test files, predict's normalisation and network give the run's test accuracy."""
     run = load_trained(trained / "checkpoints" / "best.ckpt")

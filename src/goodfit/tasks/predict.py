@@ -10,6 +10,8 @@ should be inverted first.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +22,7 @@ import torch
 
 from goodfit.data.folder import image_files
 from goodfit.data.images import normalize_images, read_image
+from goodfit.runtime.atomic import write_text_atomic
 from goodfit.runtime.errors import UserError
 from goodfit.tasks.checkpoints import TrainedRun, find_checkpoint, load_trained
 
@@ -71,7 +74,10 @@ def describe(probabilities: torch.Tensor, class_names: Sequence[str], top: int =
     return ranked[0] + (f" ({', '.join(ranked[1:])})" if len(ranked) > 1 else "")
 
 
-def main(argv: list[str] | None = None) -> int:
+BATCH = 256  # images read and classified at once: one forward pass each, memory bounded
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m goodfit.predict", description="Classify images with a trained model."
     )
@@ -80,12 +86,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("images", type=Path, nargs="+",
                         help="image files (PNG, JPEG, …), or folders of them")  # fmt: skip
+    parser.add_argument("--csv", type=Path, metavar="FILE",
+                        help="also write each image's class and every class's probability "
+                             "to FILE")  # fmt: skip
     parser.add_argument(
         "--trust",
         action="store_true",
         help="build whatever the checkpoint's config names (trusted files only)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.csv and args.csv.expanduser().is_dir():
+        print(f"error: --csv {args.csv}: a folder, not a file to write", file=sys.stderr)
+        return 2
     try:
         checkpoint = find_checkpoint(args.checkpoint.expanduser(), name="checkpoint")
         trained = load_trained(checkpoint, trust=args.trust, name="checkpoint")
@@ -99,18 +115,49 @@ def main(argv: list[str] | None = None) -> int:
     if not images:
         print(f"error: no image files in {', '.join(map(str, args.images))}", file=sys.stderr)
         return 2
-    failed = 0
-    for path in images:
+    results: list[tuple[Path, torch.Tensor]] = []
+    for start in range(0, len(images), BATCH):
+        readable = _read_images(images[start : start + BATCH], prep)
+        if readable:
+            batch = torch.stack([image for _, image in readable])
+            for (path, _), row in zip(readable, classify(score, prep, batch), strict=True):
+                print(f"{path}: {describe(row, class_names)}")
+                results.append((path, row))
+    if args.csv:
         try:
-            image = read_image(path, prep["channels"], prep["size"])
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            failed += 1
-            continue
-        print(f"{path}: {describe(classify(score, prep, image[None])[0], class_names)}")
+            write_predictions(args.csv, results, class_names)
+        except (UserError, OSError) as err:
+            print(f"error: --csv {args.csv}: {err}", file=sys.stderr)
+            return 2
+    failed = len(images) - len(results)
     if failed:
         print(f"{failed} of {len(images)} images could not be read", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _read_images(paths: Sequence[Path], prep: dict[str, Any]) -> list[tuple[Path, torch.Tensor]]:
+    """The images that can be read, each as the run's channels and size; the others named."""
+    readable = []
+    for path in paths:
+        try:
+            readable.append((path, read_image(path, prep["channels"], prep["size"])))
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+    return readable
+
+
+def write_predictions(path: Path, results: Sequence[tuple[Path, torch.Tensor]],
+                      class_names: Sequence[str]) -> None:  # fmt: skip
+    """A CSV file: image, class, probability, then each class's probability."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["image", "class", "probability", *class_names])
+    for image, row in results:
+        best = int(row.argmax())
+        writer.writerow([str(image), class_names[best], f"{float(row[best]):.6f}",
+                         *(f"{float(p):.6f}" for p in row)])  # fmt: skip
+    write_text_atomic(path.expanduser(), out.getvalue())
+    print(f"{len(results)} predictions written to {path}", file=sys.stderr)
 
 
 def _expand(path: Path) -> list[Path]:
