@@ -209,6 +209,7 @@ def test_predict_writes_a_csv_in_batches_as_one_by_one(trained, tmp_path, capsys
     table = tmp_path / "out" / "predictions.csv"
     assert predict.main([str(trained), str(folder), "--csv", str(table)]) == 1
     printed = capsys.readouterr().out.splitlines()
+    assert "\r" not in table.read_text()  # plain lines
     with open(table) as f:
         rows = list(csv.DictReader(f))
     assert [row["image"] for row in rows] == [str(folder / f"{i}.png") for i in range(5)]

@@ -150,7 +150,7 @@ def write_predictions(path: Path, results: Sequence[tuple[Path, torch.Tensor]],
                       class_names: Sequence[str]) -> None:  # fmt: skip
     """A CSV file: image, class, probability, then each class's probability."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["image", "class", "probability", *class_names])
     for image, row in results:
         best = int(row.argmax())
