@@ -40,6 +40,22 @@ def test_every_shipped_optimizer_passes(compose, choice):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_a_resumed_gpu_run_on_a_machine_without_one_is_told_where_it_can_go_on(compose):
+    """Resume keeps the run's trainer, so `trainer=cpu` is no way out: the message says so."""
+    from goodfit.tasks.assemble import check_accelerator
+
+    with pytest.raises(
+        ConfigError,
+        match="resume=/runs/a: the run trains with "
+        "trainer.accelerator=gpu, and this machine has no",
+    ):
+        check_accelerator(compose("trainer=gpu", "resume=/runs/a"))
+    for resume in ("resume=auto", "resume=null"):  # a new run: its trainer is a choice
+        with pytest.raises(ConfigError, match="trainer=cpu runs on the CPU"):
+            check_accelerator(compose("trainer=gpu", resume))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
 def test_a_gpu_trainer_without_a_gpu_is_a_config_error(tmp_path):
     result = run_train("trainer=gpu", f"hydra.run.dir={tmp_path / 'run'}", check=False)
     output = result.stdout + result.stderr

@@ -256,4 +256,8 @@ def check_accelerator(cfg: DictConfig) -> None:
     if accelerator == "gpu" and MPSAccelerator.is_available():
         return  # Lightning's "gpu" is Apple's MPS there
     if accelerator in ("gpu", "cuda") and not CUDAAccelerator.is_available():
+        if cfg.get("resume") not in (None, "auto"):  # a resumed run keeps its own trainer
+            raise ConfigError(f"resume={cfg.resume}: the run trains with trainer.accelerator="
+                              f"{accelerator}, and this machine has no CUDA GPU that torch can "
+                              "use; resume it on a machine with one")  # fmt: skip
         raise ConfigError(f"trainer.accelerator={accelerator}: {NO_GPU}")
