@@ -255,6 +255,24 @@ def test_class_numbers_are_checked_against_the_datas_classes(tmp_path):
     assert np.isin(picked.train.labels.numpy(), [0, 1]).all()
 
 
+def test_classes_can_be_named(tmp_path, compose):
+    """`datamodule.classes=[dog,cat]` picks by name, in that order, as numbers would; a name the
+    data does not have is named with the nearest one."""
+    from goodfit.hydra_ext.checks import validate
+
+    root = write_cifar(tmp_path)
+    named = CIFAR10DataModule(str(root), classes=["dog", 3])
+    named.setup()
+    assert named.class_names == ("dog", "cat") and named.classes == (5, 3)
+    with pytest.raises(ConfigError, match="no class named 'dgo'; did you mean dog?"):
+        CIFAR10DataModule(str(root), classes=["dgo"]).setup()
+    with pytest.raises(ConfigError, match=r"datamodule.classes=\['dog', 5\]: must be distinct"):
+        CIFAR10DataModule(str(root), classes=["dog", 5]).setup()
+    validate(compose("datamodule.classes=[Sandal,Shirt]"))  # names pass the config's check
+    with pytest.raises(ConfigError, match="datamodule.classes"):
+        validate(compose("datamodule.classes=[Sandal,Sandal]"))
+
+
 # ------------------------------------------------------------------- colour images downstream
 
 

@@ -106,7 +106,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.all_class_names = tuple(known_class_names) if known_class_names else None
         self.classes = classes
         if self.all_class_names is not None:
-            self.classes = check_classes(classes, len(self.all_class_names))
+            self.classes = check_classes(classes, self.all_class_names)
         # Training batches per Lightning batch: 1, or more under perf=fast (goodfit.perf).
         self.steps_per_batch = 1
         self.train: Split | None = None
@@ -180,7 +180,7 @@ class InMemoryDataModule(L.LightningDataModule):
         raw = self.read()
         if self.all_class_names is None:
             self.all_class_names = tuple(raw.class_names)
-            self.classes = check_classes(self.classes, len(self.all_class_names))
+            self.classes = check_classes(self.classes, self.all_class_names)
         log.info("%s from %s\n%s", self.title, raw.source, data_table(raw))
         images, labels = raw.train
         if raw.val is None:

@@ -3,6 +3,7 @@ Bad settings raise ConfigError (a ValueError) naming the key."""
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -48,20 +49,36 @@ def per_class_subset(labels: torch.Tensor, indices: torch.Tensor, per_class: int
     return torch.cat(chosen).sort().values
 
 
-def check_classes(classes: Sequence[int] | None, n_classes: int) -> tuple[int, ...] | None:
-    """`datamodule.classes`: distinct class numbers in 0..n_classes-1, or None for all."""
+def check_classes(classes: Sequence[int | str] | None,
+                  class_names: Sequence[str]) -> tuple[int, ...] | None:  # fmt: skip
+    """`datamodule.classes`: distinct classes, each a number in 0..n-1 or a name of
+    `class_names`, as numbers; None for all."""
     if classes is None:
         return None
-    classes = tuple(classes)
-    valid = all(
-        isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n_classes for c in classes
-    )
-    if not classes or not valid or len(set(classes)) != len(classes):
+    n_classes = len(class_names)
+    numbers = tuple(_class_number(c, class_names) for c in classes)
+    valid = all(isinstance(c, int) and 0 <= c < n_classes for c in numbers)
+    if not numbers or not valid or len(set(numbers)) != len(numbers):
         raise ConfigError(
             f"datamodule.classes={list(classes)}: must be distinct class numbers in "
-            f"0..{n_classes - 1} (at least one), or null for all {n_classes}"
+            f"0..{n_classes - 1} or names of the data's classes (at least one), or null for "
+            f"all {n_classes}: {', '.join(map(str, class_names))}"
         )
-    return classes
+    return numbers
+
+
+def _class_number(value: int | str, class_names: Sequence[str]) -> int | None:
+    """A class given by number as it is, by name as its number (a name it does not have: a
+    ConfigError with the nearest one)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    if isinstance(value, int):
+        return value
+    if value in class_names:
+        return list(class_names).index(value)
+    close = difflib.get_close_matches(value, list(class_names), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else f": one of {', '.join(class_names)}"
+    raise ConfigError(f"datamodule.classes: the data has no class named {value!r}{hint}")
 
 
 def relabel(labels: torch.Tensor, classes: Sequence[int],

@@ -118,9 +118,15 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "datamodule.classes": (
         lambda v: (
             v is None
-            or (len(v) > 0 and len(set(v)) == len(v) and all(_is_int(c) and c >= 0 for c in v))
+            or (
+                _is_list(v)
+                and len(v) > 0
+                and len(set(v)) == len(v)
+                and all((_is_int(c) and c >= 0) or isinstance(c, str) for c in v)
+            )
         ),
-        "distinct class numbers (>= 0, below the number of classes), or null for all",
+        "distinct class numbers (>= 0, below the number of classes) or class names, or null "
+        "for all",
     ),
     "save_backbone": (lambda v: isinstance(v, bool), "true or false"),
     "perf.manual_optimization": (lambda v: isinstance(v, bool), "true or false"),
@@ -181,7 +187,8 @@ def _cross_key_problems(cfg: DictConfig) -> list[str]:
                 "checkpoint, no verdict)"]  # fmt: skip
     classes = OmegaConf.select(cfg, "datamodule.classes", default=None)
     names = OmegaConf.select(cfg, "datamodule.class_names", default=None)
-    if classes and names and max(classes) >= len(names):
+    numbers = [c for c in classes or () if _is_int(c)]
+    if numbers and names and max(numbers) >= len(names):
         return [f"datamodule.classes={list(classes)} is not allowed: must be class numbers "
                 f"in 0..{len(names) - 1} (datamodule.class_names has {len(names)})"]  # fmt: skip
     return []
