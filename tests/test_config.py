@@ -195,3 +195,19 @@ def test_the_trainer_has_the_configured_callbacks_and_no_other(compose, tmp_path
     summaries = [cb for cb in trainer.callbacks if isinstance(cb, ModelSummary)]
     assert len(summaries) == (0 if switched_off else 1)
     assert set(map(id, trainer.callbacks)) == set(map(id, callbacks))
+
+
+def test_without_a_logger_the_learning_rate_callback_is_off_quietly(compose, caplog, tmp_path):
+    """`~logger`: the callback that logs the learning rate has nowhere to log; it is left out
+    with a line of information, not a warning in every such run."""
+    import logging
+
+    from goodfit.callbacks import EpochLearningRate
+    from goodfit.tasks.assemble import build_callbacks
+
+    with caplog.at_level(logging.INFO, logger="goodfit.tasks.assemble"):
+        callbacks = build_callbacks(compose("~logger", f"paths.output_dir={tmp_path}"))
+    assert not any(isinstance(cb, EpochLearningRate) for cb in callbacks)
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    with_logger = build_callbacks(compose(f"paths.output_dir={tmp_path}"))
+    assert any(isinstance(cb, EpochLearningRate) for cb in with_logger)

@@ -165,7 +165,7 @@ def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
         if cb_cfg is None:
             continue
         if name == "lr_monitor" and not cfg.get("logger"):
-            log.warning("callbacks.lr_monitor needs a logger; skipped because logger is null")
+            log.info("callbacks.lr_monitor is off: it logs to a logger, and there is none")
             continue
         with user_errors_of(f"callbacks.{name}", cb_cfg):
             callback = instantiate(cb_cfg)
