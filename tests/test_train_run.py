@@ -291,3 +291,26 @@ def test_a_name_with_a_slash_or_space_makes_one_plain_run_folder(synthetic_dir, 
     [run_dir] = (tmp_path / "runs").iterdir()
     assert "_ablation_wide_net_" in run_dir.name and (run_dir / "summary.json").is_file()
     assert json.loads((run_dir / "summary.json").read_text())["name"] == "ablation/wide net"
+
+
+def test_sizes_are_the_images_evaluated_when_limit_batches_cut_a_split(synthetic_dir, tmp_path):
+    """trainer.limit_val_batches / limit_test_batches evaluate part of a split: summary.json's
+    n_val and n_test (and the 95% intervals built on them) count the images evaluated, the
+    split's own sizes stay beside them, and eval.py reports the images it tested."""
+    from omegaconf import OmegaConf
+
+    from goodfit.tasks import evaluate
+
+    run_dir = tmp_path / "cut"
+    result = run_train(
+        "trainer.max_epochs=1", "datamodule.val_split=0.5", "+trainer.limit_val_batches=2",
+        "+trainer.limit_test_batches=1", f"hydra.run.dir={run_dir}",
+        *synthetic_overrides(synthetic_dir),
+    )  # fmt: skip
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["n_train"], summary["n_val"], summary["n_test"]) == (300, 200, 100)
+    assert summary["data"]["split_sizes"] == {"n_train": 300, "n_val": 300, "n_test": 200}
+    assert "300 / 200 of 300 / 100 of 200" in result.stdout
+    assert "on 200 images" in " ".join(summary["verdict_reasons"])
+    cfg = OmegaConf.create({"ckpt_path": str(run_dir), "data_dir": None, "accelerator": "cpu"})
+    assert evaluate.run(cfg)["n_test"] == 100

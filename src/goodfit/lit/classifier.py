@@ -73,6 +73,8 @@ class Classifier(L.LightningModule):
         self.test_metrics = StageMetrics()
         self.test_evaluation = TestEvaluation(len(self.class_names))
         self.test_results: TestResults | None = None
+        # {"val": …, "test": …}: the images each stage's last figures rest on (the run's record)
+        self.images_evaluated: dict[str, int] = {}
         # `perf=fast` puts goodfit's own optimizer steps here (goodfit.perf.manual_steps);
         # None: Lightning's automatic optimization.
         self.fast_steps: Any = None
@@ -114,7 +116,9 @@ class Classifier(L.LightningModule):
             self.fast_steps.clip_gradients(self, optimizer)
 
     def _log_stage(self, stage: str) -> dict[str, float]:
-        values = getattr(self, f"{stage}_metrics").compute_and_reset()
+        metrics = getattr(self, f"{stage}_metrics")
+        values = metrics.compute_and_reset()
+        self.images_evaluated[stage] = metrics.images_counted
         # "step" makes the epoch (counted from 1) the x-axis of every curve in the loggers.
         logged = {f"{stage}/{name}": value for name, value in values.items()}
         self.log_dict(logged, prog_bar=stage != "test")

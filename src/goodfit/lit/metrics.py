@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, SumMetric
 
 
 class StageMetrics(nn.Module):
@@ -13,12 +13,16 @@ class StageMetrics(nn.Module):
     Per step: three in-place additions on the device (loss sum, correct count, sample count), no
     host sync. Per epoch: the totals go once into torchmetrics MeanMetrics, which sync them across
     processes. (A torchmetrics update per step costs more than these additions.)
+    `images_counted`: the images the last computed figures rest on, all processes together
+    (part of a split when `trainer.limit_val_batches` or `limit_test_batches` cut it).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.loss = MeanMetric(nan_strategy="disable")
         self.acc = MeanMetric(nan_strategy="disable")
+        self.images = SumMetric(nan_strategy="disable")
+        self.images_counted = 0
         # The running totals of the epoch. Saved in checkpoints, so a run resumed mid-epoch
         # ends the epoch with the same figures.
         self.register_buffer("totals", torch.zeros(3, dtype=torch.float64))
@@ -39,8 +43,10 @@ class StageMetrics(nn.Module):
         if count > 0:
             self.loss.update(loss_sum / count, weight=count)
             self.acc.update(correct / count, weight=count)
+        self.images.update(count)
         values = {"loss": self.loss.compute().float(), "acc": self.acc.compute().float()}
-        self.loss.reset()
-        self.acc.reset()
+        self.images_counted = int(self.images.compute())
+        for metric in (self.loss, self.acc, self.images):
+            metric.reset()
         self.totals.zero_()
         return values

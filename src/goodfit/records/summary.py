@@ -43,7 +43,7 @@ def print_summary(summary: dict[str, Any], where_to_look: Sequence[tuple[str, st
         ("parameters", f"{summary['params_total']:,} ({summary['params_trainable']:,} trainable)"),
         (
             "data (train/val/test)",
-            f"{summary['n_train']:,} / {summary['n_val']:,} / {summary['n_test']:,}",
+            " / ".join(_images(summary, key) for key in ("n_train", "n_val", "n_test")),
         ),
         ("epochs run", f"{summary['epochs_run']}{_stopped_early(summary)}"),
         ("best val/acc", _fmt(summary.get("best_val_acc"))),
@@ -73,6 +73,12 @@ def print_transfer_summary(summary: dict[str, Any], console: Console | None = No
         ("run folder", summary["run_dir"]),
     ]  # fmt: skip
     print_table(f"transfer study: {summary.get('name')} (test accuracy)", rows, console)
+
+
+def _images(summary: dict[str, Any], key: str) -> str:
+    """A split's images, "evaluated of all" when the trainer's limit_*_batches cut it."""
+    split = ((summary.get("data") or {}).get("split_sizes") or {}).get(key, summary[key])
+    return f"{summary[key]:,}" if split == summary[key] else f"{summary[key]:,} of {split:,}"
 
 
 def _stopped_early(summary: dict[str, Any]) -> str:

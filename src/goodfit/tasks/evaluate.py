@@ -23,6 +23,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from goodfit.records.summary import print_table
     from goodfit.tasks.assemble import TRAINER_REFUSALS, quiet_library_noise
     from goodfit.tasks.checkpoints import find_checkpoint, load_trained
+    from goodfit.tasks.record import evaluated_sizes
 
     quiet_library_noise()
     ckpt = find_checkpoint(Path(cfg.ckpt_path).expanduser(), name="ckpt_path",
@@ -56,7 +57,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "checkpoint": str(ckpt),
         "test_loss": float(metrics["test/loss"]),
         "test_acc": float(metrics["test/acc"]),
-        "n_test": datamodule.sizes["n_test"],
+        "n_test": evaluated_sizes(trainer, trained.module, datamodule.sizes)["n_test"],
     }
     low, high = wilson_interval(result["test_acc"], result["n_test"])
     print_table(

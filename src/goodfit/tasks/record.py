@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from goodfit.records.summary import per_class_table, print_summary, run_summary
 from goodfit.runtime.atomic import write_json_atomic
 from goodfit.runtime.errors import UserError
 from goodfit.runtime.timing import peak_rss_mb
+
+log = logging.getLogger(__name__)
 
 # Values a study varies, sent to the loggers (TensorBoard's HParams tab, MLflow params, W&B
 # config) beside the group choices.
@@ -45,12 +48,32 @@ def peak_memory_mb(trainer: L.Trainer) -> float:
 
 
 def data_record(datamodule: Any) -> dict[str, Any]:
-    """What summary.json says about the data: its datamodule, classes and image shape, and the
-    datamodule's own facts (e.g. `skipped_images` of an image folder)."""
+    """What summary.json says about the data: its datamodule, classes, image shape and split
+    sizes, and the datamodule's own facts (e.g. `skipped_images` of an image folder)."""
     record = {"datamodule": type(datamodule).__name__, "class_names": list(datamodule.class_names),
-              "image_shape": list(datamodule.image_shape)}  # fmt: skip
+              "image_shape": list(datamodule.image_shape),
+              "split_sizes": dict(datamodule.sizes)}  # fmt: skip
     record.update(getattr(datamodule, "summary_facts", None) or {})
     return record
+
+
+def evaluated_sizes(trainer: L.Trainer, module: Any, split_sizes: dict[str, int]) -> dict[str, int]:
+    """The split sizes with n_val and n_test as the images the figures rest on: the module's
+    own count (`images_evaluated`, as Classifier keeps it) where `trainer.limit_val_batches` or
+    `limit_test_batches` evaluated part of a split; a module that keeps none gets a warning."""
+    sizes = dict(split_sizes)
+    counted = getattr(module, "images_evaluated", None) or {}
+    for stage in ("val", "test"):
+        if counted.get(stage):
+            sizes[f"n_{stage}"] = int(counted[stage])
+            continue
+        limit = getattr(trainer, f"limit_{stage}_batches", 1.0)
+        if limit is not None and limit != 1.0:
+            log.warning("n_%s=%d is the split's size: %s keeps no count of the images it "
+                        "evaluated (images_evaluated), and trainer.limit_%s_batches=%s may "
+                        "have evaluated fewer", stage, sizes[f"n_{stage}"],
+                        type(module).__name__, stage, limit)  # fmt: skip
+    return sizes
 
 
 def record_run(
@@ -67,7 +90,7 @@ def record_run(
             "step, which the run's record needs (summary.json, the verdict); its checkpoints "
             f"are kept in {Path(cfg.paths.output_dir) / 'checkpoints'}"
         )
-    sizes = dict(datamodule.sizes)
+    sizes = evaluated_sizes(trainer, module, datamodule.sizes)
     test_acc = float(test_metrics["test/acc"])
     num_classes = len(datamodule.class_names)
     diagnosis = diagnose(history, sizes["n_val"], sizes["n_test"], test_acc, thresholds,
