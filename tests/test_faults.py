@@ -110,6 +110,29 @@ def test_a_refused_run_leaves_the_finished_run_byte_identical(finished, syntheti
     assert files_digest(finished) == before
 
 
+@pytest.mark.parametrize("resume", [None, "auto"])
+def test_the_corrected_command_takes_the_folder_of_a_run_refused_at_its_start(
+    synthetic_dir, tmp_path, resume
+):
+    """A typo refused before any work leaves only Hydra's files in a fixed hydra.run.dir: the
+    corrected command runs there (with resume=auto too), and the folder's saved config is the
+    run's that trained, not the refused one's."""
+    run_dir = tmp_path / "fixed"
+    common = [f"hydra.run.dir={run_dir}", "debug=fast", *synthetic_overrides(synthetic_dir)]
+    if resume:
+        common.append(f"resume={resume}")
+    refused = run_train("datamodule.batch_size=0", *common, check=False)
+    assert refused.returncode == 2 and "datamodule.batch_size=0" in refused.stdout
+    run_train("datamodule.batch_size=16", *common)
+    assert OmegaConf.load(run_dir / ".hydra" / "config.yaml").datamodule.batch_size == 16
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    again = run_train("datamodule.batch_size=16", *common, check=False)
+    if resume:  # the finished run is found, not trained again
+        assert again.returncode == 0 and "the run in this folder has finished" in again.stdout
+    else:
+        assert again.returncode == 2 and "already holds a run" in again.stderr
+
+
 def test_resume_of_a_missing_folder_creates_nothing(tmp_path):
     result = run_train(f"resume={tmp_path / 'none'}", check=False)
     assert result.returncode == 2 and "not a run folder" in result.stderr

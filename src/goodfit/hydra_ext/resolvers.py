@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.overrides import override_key
+from goodfit.hydra_ext.run_folder import auto_resume_state
 
 # Drawn once per process: two runs started in the same second get different folders.
 RUN_UID = secrets.token_hex(3)
@@ -128,9 +129,10 @@ def resume_or(resume: str | None, new_run_dir: str) -> str:
 
 def unless_resuming(resume: str | None, run_dir: str, value: str) -> str | None:
     """`value`, or None when resuming (the resumed folder keeps its original `.hydra/`);
-    `resume=auto` resumes when `run_dir` already holds a run's config."""
+    `resume=auto` keeps it when `run_dir` holds a run to continue or a finished one (a new run
+    writes its own over what a run refused at its start left)."""
     if resume == "auto":
-        return None if (Path(run_dir) / ".hydra" / "config.yaml").is_file() else value
+        return None if auto_resume_state(Path(run_dir)) != "new" else value
     return None if resume else value
 
 

@@ -24,12 +24,30 @@ from goodfit.runtime.errors import EXIT_USER_ERROR, RunFolderError, RunFolderInU
 
 LOCK_FILE = ".goodfit.lock"
 RECORD_MARKERS = (".hydra", "summary.json", "checkpoints", "train.log")
+# What Hydra and the lock write before the task starts: a folder holding these alone is that
+# of a run refused before any work (a typo in an override), which the corrected run may take.
+PRELUDE = frozenset({".hydra", "train.log", LOCK_FILE})
 _HELD: dict[Path, Any] = {}  # folder → open lock file, kept open until the process ends
 
 
 def holds_run(folder: Path) -> list[str]:
-    """What in `folder` shows that a run was there."""
-    return [name for name in RECORD_MARKERS if (folder / name).exists()]
+    """What in `folder` shows that a run worked there (none for a run refused at its start)."""
+    found = [name for name in RECORD_MARKERS if (folder / name).exists()]
+    if found and {entry.name for entry in folder.iterdir()} <= PRELUDE:
+        return []
+    return found
+
+
+def auto_resume_state(run_dir: Path) -> str:
+    """What `resume=auto` finds in `run_dir`: "completed" (a finished run), "resumable" (a run
+    with a checkpoint to continue from), or "new"."""
+    summary = run_dir / "summary.json"
+    if summary.is_file() and '"status": "completed"' in summary.read_text():
+        return "completed"
+    has_config = (run_dir / ".hydra" / "config.yaml").is_file()
+    if has_config and any((run_dir / "checkpoints").glob("*.ckpt")):
+        return "resumable"
+    return "new"
 
 
 def lock_folder(folder: Path) -> None:

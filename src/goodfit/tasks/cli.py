@@ -11,8 +11,9 @@ from typing import Any
 from omegaconf import DictConfig, open_dict
 
 from goodfit.hydra_ext import hydra_config
+from goodfit.hydra_ext.run_folder import auto_resume_state
 from goodfit.tasks import finetune, train
-from goodfit.tasks.resume import auto_resume_state, load_resumed_run
+from goodfit.tasks.resume import load_resumed_run
 
 log = logging.getLogger(__name__)
 

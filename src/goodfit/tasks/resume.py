@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.overrides import override_key
+from goodfit.hydra_ext.run_folder import auto_resume_state
 from goodfit.runtime.checkpoint_io import CONFIG_KEY
 from goodfit.runtime.errors import ConfigError
 
@@ -78,18 +79,6 @@ def load_resumed_run(cfg: DictConfig, run_dir: Path | None = None,
         saved = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.runtime.choices")
         choices = dict(saved) if saved is not None else {}
     return ResumedRun(run_cfg, choices, run_dir)
-
-
-def auto_resume_state(run_dir: Path) -> str:
-    """What `resume=auto` finds in `run_dir`: "completed" (a finished run), "resumable" (a run
-    with a checkpoint to continue from), or "new"."""
-    summary = run_dir / "summary.json"
-    if summary.is_file() and '"status": "completed"' in summary.read_text():
-        return "completed"
-    has_config = (run_dir / ".hydra" / "config.yaml").is_file()
-    if has_config and any((run_dir / "checkpoints").glob("*.ckpt")):
-        return "resumable"
-    return "new"
 
 
 def settle_limits(cfg: DictConfig, checkpoint: dict[str, Any], ckpt_name: str,
