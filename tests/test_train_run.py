@@ -271,6 +271,20 @@ def test_a_run_stopped_early_says_so(synthetic_dir, tmp_path):
     assert "2 (stopped early by EarlyStopping: Monitored metric" in result.stdout
 
 
+def test_callbacks_early_stopping_ends_a_run_that_stops_improving(synthetic_dir, tmp_path):
+    """`callbacks=early_stopping`: the default callbacks and Lightning's EarlyStopping, its
+    patience set from the command line."""
+    run_dir = tmp_path / "early"
+    run_train(
+        "trainer.max_epochs=6", "optimizer.lr=1e-12", "callbacks=early_stopping",
+        "callbacks.early_stopping.patience=1", f"hydra.run.dir={run_dir}",
+        *synthetic_overrides(synthetic_dir),
+    )  # fmt: skip
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["epochs_run"] == summary["stopped_early"]["epoch"] == 2
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+
+
 def test_a_run_without_its_epoch_record_says_why_it_has_no_verdict(synthetic_dir, tmp_path):
     """callbacks.epoch_history=null: the epochs still count, and the reason names the switch."""
     run_dir = tmp_path / "run"
