@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.callbacks import RichProgressBar
 
 from goodfit.callbacks import EpochHistory, ThrottledRichProgressBar
@@ -204,3 +205,63 @@ def test_a_misspelt_hook_is_named_when_the_callback_is_built(caplog):
         "callbacks.mine: _Misspelt.on_train_epoch_ended is not a Lightning hook and will never "
         "be called; did you mean on_train_epoch_end?"
     ]
+
+
+class _SplitData(L.LightningDataModule):
+    """Training and validation splits held in memory, as goodfit's datamodules hold them."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        from goodfit.data.contract import Split
+
+        super().__init__()
+        self.train, self.val = Split(x, y), Split(x[:20], y[:20])
+
+    def train_dataloader(self) -> TensorBatches:
+        return TensorBatches(self.train.images, self.train.labels, 4, shuffle=True)
+
+    def val_dataloader(self) -> TensorBatches:
+        return TensorBatches(self.val.images, self.val.labels, 20, shuffle=False)
+
+
+def _fit_with(callbacks: list, x: torch.Tensor, y: torch.Tensor) -> Classifier:
+    L.seed_everything(0, verbose=False)
+    model = Classifier(MLP(hidden=(16,), dropout=0.5), functools.partial(torch.optim.SGD, lr=0.1),
+                       class_names=list("0123456789"))  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=2, accelerator="cpu", callbacks=callbacks, logger=False,
+        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=1,
+        enable_progress_bar=False,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=_SplitData(x, y))
+    return model
+
+
+def test_train_eval_measures_the_training_images_as_validation_measures_its_own():
+    """train_eval/loss and train_eval/acc are the eval-mode figures of the validated weights on
+    a fixed sample of training images (not the epoch mean with dropout on), and measuring them
+    changes nothing in the training: the same seed gives the same weights without it."""
+    from goodfit.callbacks import TrainSetEvaluation
+
+    generator = torch.Generator().manual_seed(1)
+    x, y = (
+        torch.rand(40, 1, 28, 28, generator=generator),
+        torch.randint(0, 10, (40,), generator=generator),
+    )
+    history = EpochHistory()
+    model = _fit_with([TrainSetEvaluation(n_images=30, batch_size=7, seed=3), history], x, y)
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(3))[:30]
+    model.eval()
+    with torch.no_grad():
+        logits = model(x[order])
+    row = history.history[-1]
+    assert row["train_eval_loss"] == pytest.approx(float(F.cross_entropy(logits, y[order])))
+    assert row["train_eval_acc"] == pytest.approx(
+        float((logits.argmax(1) == y[order]).float().mean())
+    )
+    assert row["train_eval_loss"] != pytest.approx(row["train_loss"], rel=1e-3)
+    assert all(h["train_eval_loss"] is not None for h in history.history)
+    without = _fit_with([EpochHistory()], x, y)
+    for (name, a), (_, b) in zip(
+        model.state_dict().items(), without.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name

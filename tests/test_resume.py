@@ -20,7 +20,7 @@ from goodfit.tasks.resume import epochs_done
 from .conftest import ROOT, run_train, synthetic_overrides, write_fashion_like
 from .tensorboard_read import load_events, scalars
 
-FIGURES = ("test_loss", "test_acc", "best_val_acc", "epochs_run", "history")
+FIGURES = ("test_loss", "test_acc", "best_val_acc", "epochs_run", "history", "eval_mode_gap")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,8 @@ def figures(run_dir: Path) -> dict:
     result = {key: summary[key] for key in FIGURES}
     result["history"] = [{k: v for k, v in h.items() if k not in ("seconds", "cpu_seconds")}
                          for h in result["history"]]  # fmt: skip
-    assert all(len(h) == 5 for h in result["history"]), "every figure of every epoch compared"
+    # epoch, train/val loss and accuracy, and the training figures measured as validation's
+    assert all(len(h) == 7 for h in result["history"]), "every figure of every epoch compared"
     return result
 
 

@@ -51,8 +51,10 @@ def test_summary_json(good_run):
     assert summary["epochs_run"] == 3
     assert [h["epoch"] for h in summary["history"]] == [1, 2, 3]
     for entry in summary["history"]:
-        assert set(entry) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds",
+        assert set(entry) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc",
+                              "train_eval_loss", "train_eval_acc", "seconds",
                               "cpu_seconds"}  # fmt: skip
+        assert 0.0 <= entry["train_eval_acc"] <= 1.0 and entry["train_eval_loss"] > 0
         assert entry["seconds"] > 0 and entry["cpu_seconds"] >= 0
         assert 0.0 <= entry["train_acc"] <= 1.0 and 0.0 <= entry["val_acc"] <= 1.0
     assert 0.0 <= summary["test_acc"] <= 1.0 and summary["test_loss"] > 0
@@ -90,8 +92,10 @@ def test_tensorboard_train_and_val_on_one_chart(good_run):
     layout = layout_pb2.Layout()
     layout.ParseFromString(events.Tensors(next(iter(raw)))[0].tensor_proto.string_val[0])
     charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
-    assert ["train/loss", "val/loss"] in charts.values()
-    assert ["train/acc", "val/acc"] in charts.values()
+    assert ["train/loss", "train_eval/loss", "val/loss"] in charts.values()
+    assert ["train/acc", "train_eval/acc", "val/acc"] in charts.values()
+    for tag in ("train_eval/loss", "train_eval/acc"):  # the curves those charts draw
+        assert len(scalars(events, tag)) == 3
 
 
 def test_tensorboard_hparams_hold_real_metrics(good_run):

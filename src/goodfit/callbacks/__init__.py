@@ -9,6 +9,7 @@ from goodfit.callbacks.learning_rate import EpochLearningRate
 from goodfit.callbacks.optuna_pruning import OptunaPruning
 from goodfit.callbacks.progress import ThrottledRichProgressBar
 from goodfit.callbacks.random_state import RandomStateInCheckpoint
+from goodfit.callbacks.train_eval import TrainSetEvaluation
 
 __all__ = [
     "AugmentationPreview",
@@ -21,4 +22,5 @@ __all__ = [
     "StopOnDivergence",
     "StopOnSignal",
     "ThrottledRichProgressBar",
+    "TrainSetEvaluation",
 ]

@@ -9,18 +9,24 @@ from typing import Any
 
 import lightning as L
 
+from goodfit.callbacks.train_eval import TrainSetEvaluation
 from goodfit.runtime.timing import process_start_time
 
 # summary.json's names for the metrics a module logs (each also read with Lightning's `_epoch`
 # suffix, which `self.log(..., on_step=True, on_epoch=True)` gives the epoch's value).
 FIGURES = {"train_loss": "train/loss", "train_acc": "train/acc",
            "val_loss": "val/loss", "val_acc": "val/acc"}  # fmt: skip
+# Kept only when logged: the training figures measured as validation's (callbacks.train_eval).
+OPTIONAL_FIGURES = {"train_eval_loss": "train_eval/loss", "train_eval_acc": "train_eval/acc"}
+# Figures measured by validation (or beside it): none in an epoch that did not validate.
+MEASURED_BY_VALIDATION = ("val_", "train_eval_")
 
 
 class EpochHistory(L.Callback):
-    """One row per training epoch: its number, the four figures of FIGURES (val ones only when
-    validation ran in that epoch, else None), its wall and process CPU seconds. The rows are kept
-    in checkpoints, so a resumed run goes on with its earlier epochs.
+    """One row per training epoch: its number, the four figures of FIGURES and those of
+    OPTIONAL_FIGURES when the run measures them (or they were logged), those measured by
+    validation only when it ran in that epoch (else None), its wall and process CPU seconds.
+    The rows are kept in checkpoints, so a resumed run goes on with its earlier epochs.
 
     Lightning calls this callback's `on_train_epoch_end` before the module's own, where a module
     may log its epoch figures (Classifier does). So an ended epoch's row is completed later,
@@ -72,10 +78,12 @@ class EpochHistory(L.Callback):
         pending, self._pending = self._pending, None
         metrics = self._trainer.callback_metrics
         row: dict[str, Any] = {"epoch": pending["epoch"]}
-        for name, key in FIGURES.items():
-            skipped = name.startswith("val_") and not pending["validated"]
+        measuring = any(isinstance(c, TrainSetEvaluation) for c in self._trainer.callbacks)
+        for name, key in {**FIGURES, **OPTIONAL_FIGURES}.items():
+            skipped = name.startswith(MEASURED_BY_VALIDATION) and not pending["validated"]
             value = None if skipped else metrics.get(key, metrics.get(f"{key}_epoch"))
-            row[name] = None if value is None else float(value)
+            if value is not None or name in FIGURES or measuring:
+                row[name] = None if value is None else float(value)
         row.update(seconds=pending["seconds"], cpu_seconds=pending["cpu_seconds"])
         self.history.append(row)
 

@@ -47,6 +47,7 @@ class Diagnosis:
     still_falling: bool | None
     val_acc_ci95: tuple[float, float] | None
     test_acc_ci95: tuple[float, float] | None
+    eval_mode_gap: float | None = None  # the gap to train_eval/loss (callbacks.train_eval)
 
     @property
     def verdict(self) -> str:
@@ -158,6 +159,21 @@ def _check_gap(train: Sequence[float], val: Sequence[float], t: Thresholds,
     return gap
 
 
+def _eval_mode_gap(last: Mapping[str, Any], gap: float, found: _Findings) -> float | None:
+    """The gap to the training loss measured as validation is (callbacks.train_eval), said
+    beside the curve's: information, not a verdict (the thresholds apply to the curve's)."""
+    measured = last.get("train_eval_loss")
+    if measured is None:
+        return None
+    eval_gap = float(last["val_loss"]) - float(measured)
+    found.add(f"Measured as validation is (eval mode, the same weights: train_eval/loss), the "
+              f"final training loss is {float(measured):.4f} and the gap {eval_gap:+.4f}, "
+              f"{_pct(abs(eval_gap) / max(abs(float(measured)), 1e-12))} of it, against "
+              f"{gap:+.4f} from the training curve, whose epoch mean (dropout on, weights "
+              "still changing) the verdict's limits apply to.")  # fmt: skip
+    return eval_gap
+
+
 def _check_val_minimum(
     train: Sequence[float], val: Sequence[float], numbers: Sequence[int], t: Thresholds,
     found: _Findings,
@@ -258,6 +274,7 @@ def diagnose(
     numbers = [int(h.get("epoch", i + 1)) for i, h in enumerate(epochs)]
     found = _Findings()
     gap = _check_gap(train, val, t, found)
+    eval_gap = _eval_mode_gap(epochs[-1], gap, found)
     best, rise = _check_val_minimum(train, val, numbers, t, found)
     still_falling = _check_trend(train, val, numbers, t, found)
     val_accs = [float(h["val_acc"]) for h in epochs if h.get("val_acc") is not None]
@@ -271,4 +288,4 @@ def diagnose(
     return Diagnosis(found.labels, found.reasons, generalization_gap=gap,
                      best_val_loss_epoch=numbers[best], val_loss_rise=rise,
                      still_falling=still_falling, val_acc_ci95=val_ci,
-                     test_acc_ci95=test_ci)  # fmt: skip
+                     test_acc_ci95=test_ci, eval_mode_gap=eval_gap)  # fmt: skip

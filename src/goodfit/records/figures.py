@@ -45,6 +45,11 @@ def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], 
     return [e for e, _ in points], [v for _, v in points]
 
 
+# (history prefix, line style, legend) of each curve of learning_curves.png
+_CURVES = (("train", "-o", "training (epoch mean)"), ("val", "--s", "validation"),
+           ("train_eval", ":^", "training, measured as validation"))  # fmt: skip
+
+
 def learning_curves(
     history: Sequence[Mapping[str, Any]], path: Path, title: str = "", n_val: int | None = None
 ) -> Path:
@@ -53,9 +58,10 @@ def learning_curves(
     fig = _figure(11, 4.2)
     axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "acc"), strict=True):
-        for stage, style in (("train", "-o"), ("val", "--s")):
+        for stage, style, label in _CURVES:
             epochs, values = _series(history, f"{stage}_{metric}")
-            label = "training" if stage == "train" else "validation"
+            if stage == "train_eval" and not values:
+                continue  # callbacks.train_eval switched off
             label = label if values else f"{label} (not logged)"  # a module of one's own
             ax.plot(epochs, values, style, markersize=4, label=label)
             if metric == "acc" and stage == "val" and n_val and values:

@@ -21,8 +21,8 @@ from goodfit.runtime.errors import UnknownArgumentError
 
 CURVES_LAYOUT = {
     "Learning curves": {
-        "loss (train vs val)": ["Multiline", ["train/loss", "val/loss"]],
-        "accuracy (train vs val)": ["Multiline", ["train/acc", "val/acc"]],
+        "loss (train vs val)": ["Multiline", ["train/loss", "train_eval/loss", "val/loss"]],
+        "accuracy (train vs val)": ["Multiline", ["train/acc", "train_eval/acc", "val/acc"]],
     }
 }
 FIGURES = "verdict/"  # the final figures (and the HParams metrics)

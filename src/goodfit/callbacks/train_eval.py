@@ -1,0 +1,89 @@
+"""The training loss measured as the validation loss is: in eval mode, with the weights the
+validation saw, on a fixed sample of training images.
+
+The training curve a module logs (`train/loss`) is the mean over the epoch's batches, taken
+while the weights still change and with dropout (and augmentation) on, so it sits above the
+loss those weights give the training images, and the gap between it and `val/loss` understates
+the real one. This callback logs `train_eval/loss` and `train_eval/acc` beside `val/…`, for
+every validated epoch; the fit diagnosis reports the gap they give next to the curve's.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.trainer.states import TrainerFn
+
+log = logging.getLogger(__name__)
+
+PREFIX = "train_eval/"
+
+
+class TrainSetEvaluation(L.Callback):
+    """Evaluate the module on `n_images` training images (None: as many as the validation set
+    holds) after each validation, as validation does: `module(images)`, cross-entropy, eval
+    mode. The sample is drawn once from its own seeded generator (the run's random streams are
+    left untouched) and kept on the module's device; `batch_size` images at a time."""
+
+    def __init__(self, n_images: int | None = None, batch_size: int = 1000, seed: int = 0) -> None:
+        for name, value in (("n_images", n_images), ("batch_size", batch_size)):
+            if value is not None and (isinstance(value, bool) or int(value) < 1):
+                raise ValueError(f"{name}={value}: must be a whole number >= 1")
+        self.n_images, self.batch_size, self.seed = n_images, int(batch_size), int(seed)
+        self._sample: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._skipped = False
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._sample, self._skipped = None, False
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return  # trainer.validate() may have no training data set up
+        sample = self._sample_of(trainer.datamodule, pl_module)
+        if sample is None:
+            return
+        loss, acc = self._evaluate(pl_module, *sample)
+        pl_module.log_dict({f"{PREFIX}loss": loss, f"{PREFIX}acc": acc}, sync_dist=True)
+
+    def _sample_of(self, datamodule: Any, module: L.LightningModule) -> Any:
+        """The training images evaluated every epoch, drawn at the first use; None (said once)
+        when the data keeps none in memory or the module has no `forward` to score them."""
+        if self._sample is not None or self._skipped:
+            return self._sample
+        train, val = getattr(datamodule, "train", None), getattr(datamodule, "val", None)
+        why = None
+        if train is None or not hasattr(train, "images"):
+            why = f"{type(datamodule).__name__} keeps no training images in memory"
+        elif type(module).forward is L.LightningModule.forward:
+            why = f"{type(module).__name__} defines no forward() giving class scores"
+        if why is not None:
+            self._skipped = True
+            log.info("callbacks.train_eval: %s; the training figures are not measured as "
+                     "validation's", why)  # fmt: skip
+            return None
+        wanted = self.n_images or (len(val.labels) if val is not None else len(train.labels))
+        generator = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(len(train.labels), generator=generator)[:wanted]
+        device = module.device
+        self._sample = (train.images[order.to(train.images.device)].to(device),
+                        train.labels[order.to(train.labels.device)].to(device))  # fmt: skip
+        return self._sample
+
+    def _evaluate(self, module: L.LightningModule, images: torch.Tensor,
+                  labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        was_training = module.training
+        module.eval()
+        loss_sum = torch.zeros((), device=images.device)
+        correct = torch.zeros((), device=images.device)
+        with torch.no_grad():
+            for start in range(0, len(labels), self.batch_size):
+                batch = slice(start, start + self.batch_size)
+                logits = module(images[batch])
+                loss_sum += F.cross_entropy(logits.float(), labels[batch], reduction="sum")
+                correct += (logits.argmax(1) == labels[batch]).sum()
+        module.train(was_training)
+        return loss_sum / len(labels), correct / len(labels)
