@@ -83,14 +83,21 @@ def test_tensorboard_opens_on_the_learning_curves(synthetic_dir, tmp_path):
     scalar_tags = {t for run_tags in tags["scalars"]["runTagInfo"].values() for t in run_tags}
     image_tags = set(tags["images"]["tagDescriptions"]) | set(tags["images"]["tagRunSampledInfo"])
     for run in expected:
-        assert {"train/loss", "train/acc", "val/loss", "val/acc", "train/lr"} <= set(
-            tags["scalars"]["runTagInfo"][run]
-        )
-    # the tab's first group is the training curves, then validation; what is drawn once at the
-    # end (the figures, the pictures) comes after them
+        assert {
+            "train/loss",
+            "train/acc",
+            "val/loss",
+            "val/acc",
+            "train/lr",
+            "train_eval/loss",
+            "train_eval/acc",
+        } <= set(tags["scalars"]["runTagInfo"][run])
+    # the tab's first group is the training curves (the epoch's mean, then measured as
+    # validation's), then validation; what is drawn once at the end (the figures, the
+    # pictures) comes after them
     order = time_series_groups(sorted(scalar_tags | image_tags))
-    assert order[:2] == ["train", "val"], order
-    assert set(order[2:]) == {"verdict", "views"}, order
+    assert order[:3] == ["train", "train_eval", "val"], order
+    assert set(order[3:]) == {"verdict", "views"}, order
     # the HParams tab: each run's choices and final figures
     metric_tags = {m["name"]["tag"] for m in experiment["metricInfos"]}
     assert metric_tags == {"verdict/best_val_acc", "verdict/test_acc", "verdict/test_loss"}

@@ -75,7 +75,9 @@ def test_study_report(study_sweep):
         assert cells[7] == f"{summary['test_loss']:.4f}"
         lo, hi = summary["test_acc_ci95"]
         assert cells[8] == f"{summary['test_acc']:.4f} ({lo:.4f}–{hi:.4f})"
-        assert cells[10] == summary["verdict"]
+        assert cells[9:11] == [f"{summary['generalization_gap']:.4f}",
+                               f"{summary['eval_mode_gap']:.4f}"]  # fmt: skip
+        assert cells[11] == summary["verdict"]
         assert f"experiment={experiment}" in result.stdout  # the printed table
         for reason in summary["verdict_reasons"]:
             assert f"- {reason}" in text

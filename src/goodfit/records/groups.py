@@ -22,9 +22,10 @@ from goodfit.hydra_ext.overrides import override_key
 from goodfit.records.runs import RunRecord
 
 METRICS = ("test_acc", "test_loss", "generalization_gap")
-# A study's own figures, reported for every group when some run's summary.json has them
-# (experiment=finetune: the from-scratch baseline's test accuracy and the gain over it).
-STUDY_METRICS = ("scratch_test_acc", "transfer_gain")
+# Figures reported for every group when some run's summary.json has them: the gap measured in
+# eval mode (callbacks.train_eval), and a study's own (experiment=finetune: the from-scratch
+# baseline's test accuracy and the gain over it).
+STUDY_METRICS = ("eval_mode_gap", "scratch_test_acc", "transfer_gain")
 LEVEL = 0.95  # confidence level of every interval
 ALPHA = 1 - LEVEL  # a difference with p below this is "beyond seed noise"
 # Without .hydra/overrides.yaml, a run's settings are these summary.json fields (first found).

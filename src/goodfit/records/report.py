@@ -43,7 +43,8 @@ PICTURES = {
     MISCLASSIFIED: "misclassified test images",
 }
 COLUMNS = ("run", "experiment", "model", "optimizer", "epochs", "val images", "parameters",
-           "test loss", "test accuracy (95% interval)", "gap", "verdict")  # fmt: skip
+           "test loss", "test accuracy (95% interval)", "gap", "gap, eval mode",
+           "verdict")  # fmt: skip
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -57,7 +58,7 @@ def table_rows(records: list[RunRecord]) -> list[list[str]]:
         if r.failed:
             epochs = str(r.get("epochs_run", "–"))
             rows.append([r.label, str(r.get("experiment") or "–"), "–", "–", epochs, "–", "–",
-                         "–", "–", "–", f"failed: {r.reason}"])  # fmt: skip
+                         "–", "–", "–", "–", f"failed: {r.reason}"])  # fmt: skip
             continue
         ci = r.get("test_acc_ci95")
         interval = f" ({ci[0]:.4f}–{ci[1]:.4f})" if ci else ""
@@ -67,7 +68,8 @@ def table_rows(records: list[RunRecord]) -> list[list[str]]:
             str(r.get("optimizer") or "–"), str(r.get("epochs_run", len(r.get("history")))),
             f"{r.get('n_val'):,}", f"{params:,}" if params is not None else "–",
             _number(r.get("test_loss")), _number(r.get("test_acc")) + interval,
-            _number(r.get("generalization_gap")), str(r.get("verdict")),
+            _number(r.get("generalization_gap")), _number(r.get("eval_mode_gap")),
+            str(r.get("verdict")),
         ])  # fmt: skip
     return rows
 

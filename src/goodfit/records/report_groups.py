@@ -12,7 +12,8 @@ from goodfit.records.groups import ALPHA, LEVEL, METRICS, Group
 from goodfit.records.runs import RunRecord
 
 METRIC_NAMES = {"test_acc": "test accuracy", "test_loss": "test loss", "generalization_gap": "gap",
-                "scratch_test_acc": "from scratch", "transfer_gain": "transfer gain"}  # fmt: skip
+                "eval_mode_gap": "gap, eval mode", "scratch_test_acc": "from scratch",
+                "transfer_gain": "transfer gain"}  # fmt: skip
 
 
 def group_columns(results: dict[str, Any]) -> list[str]:
