@@ -112,11 +112,17 @@ def test_bad_values_refused_with_key_value_and_allowed(compose, override, key):
     [
         (("scheduler=plateau", "scheduler.monitor=val/foo"),
          "scheduler.monitor=val/foo: the run does not log it; it logs train/acc, train/loss, "
-         "train/lr, val/acc, val/loss every epoch; did you mean scheduler.monitor=val/loss?"),
+         "train/lr, train_eval/acc, train_eval/loss, val/acc, val/loss every epoch; did you "
+         "mean scheduler.monitor=val/loss?"),
         (("callbacks.model_checkpoint.monitor=val/accuracy", "~logger"),
          "callbacks.model_checkpoint.monitor=val/accuracy: the run does not log it; it logs "
+         "train/acc, train/loss, train_eval/acc, train_eval/loss, val/acc, val/loss every "
+         "epoch; did you mean callbacks.model_checkpoint.monitor=val/acc?"),
+        (("callbacks=early_stopping", "callbacks.early_stopping.monitor=train_eval/loss",
+          "callbacks.train_eval=null", "~logger"),
+         "callbacks.early_stopping.monitor=train_eval/loss: the run does not log it; it logs "
          "train/acc, train/loss, val/acc, val/loss every epoch; did you mean "
-         "callbacks.model_checkpoint.monitor=val/acc?"),
+         "callbacks.early_stopping.monitor=train/loss?"),
     ],
 )  # fmt: skip
 def test_a_metric_watched_that_the_run_does_not_log_is_refused(compose, overrides, message):
@@ -129,11 +135,13 @@ def test_a_metric_watched_that_the_run_does_not_log_is_refused(compose, override
 @pytest.mark.parametrize(
     "overrides",
     [("scheduler=cosine", "scheduler.monitor=unused"), ("hparams_search=optuna",), (),
+     ("callbacks=early_stopping", "callbacks.early_stopping.monitor=train_eval/loss"),
      ("scheduler=plateau", "module._target_=lightning.LightningModule")],
 )  # fmt: skip
 def test_metrics_watched_that_cannot_be_told_or_do_not_matter_pass(compose, overrides, caplog):
     """A monitor only a plateau scheduler reads; a module that does not list its metrics; no
-    scheduler at all (nothing looked up, so nothing logged)."""
+    scheduler at all (nothing looked up, so nothing logged); a metric a callback logs
+    (callbacks.train_eval's)."""
     with caplog.at_level("ERROR"):
         check_monitors(compose(*overrides))
     assert not caplog.records

@@ -29,6 +29,9 @@ class TrainSetEvaluation(L.Callback):
     mode. The sample is drawn once from its own seeded generator (the run's random streams are
     left untouched) and kept on the module's device; `batch_size` images at a time."""
 
+    # what it logs every validated epoch (a `monitor` may watch them)
+    epoch_metrics = (f"{PREFIX}loss", f"{PREFIX}acc")
+
     def __init__(self, n_images: int | None = None, batch_size: int = 1000, seed: int = 0) -> None:
         for name, value in (("n_images", n_images), ("batch_size", batch_size)):
             if value is not None and (isinstance(value, bool) or int(value) < 1):

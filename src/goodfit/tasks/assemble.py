@@ -124,6 +124,8 @@ def check_monitors(cfg: DictConfig) -> None:
     logged = set(module.epoch_metrics)
     if (cfg.get("callbacks") or {}).get("lr_monitor") is not None and cfg.get("logger"):
         logged.add("train/lr")  # the lr_monitor callback's
+    for node in (cfg.get("callbacks") or {}).values():  # callbacks that log (train_eval)
+        logged.update(getattr(class_or_none((node or {}).get("_target_")), "epoch_metrics", ()))
     watched = [(f"callbacks.{name}.monitor", node.get("monitor"))
                for name, node in (cfg.get("callbacks") or {}).items() if node]  # fmt: skip
     scheduler = cfg.get("scheduler") or {}
