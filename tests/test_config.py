@@ -90,6 +90,20 @@ def test_callbacks_and_loggers_can_be_switched_off(compose):
         ("model.compile=yes", "model.compile"),
         ("callbacks.rich_progress_bar.update_every=0", "callbacks.rich_progress_bar.update_every"),
         ("perf.steps_per_batch=0", "perf.steps_per_batch"),
+        ("callbacks.train_eval.n_images=0", "callbacks.train_eval.n_images"),
+        ("callbacks.train_eval.batch_size=-5", "callbacks.train_eval.batch_size"),
+        (
+            "callbacks=early_stopping callbacks.early_stopping.patience=-1",
+            "callbacks.early_stopping.patience",
+        ),
+        (
+            "callbacks=early_stopping callbacks.early_stopping.mode=lowest",
+            "callbacks.early_stopping.mode",
+        ),
+        (
+            "callbacks=early_stopping callbacks.early_stopping.min_delta=-0.1",
+            "callbacks.early_stopping.min_delta",
+        ),
         ("perf.manual_optimization=sometimes", "perf.manual_optimization"),
         ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"),
         ("trainer.gradient_clip_algorithm=l2", "trainer.gradient_clip_algorithm"),

@@ -113,6 +113,17 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: _is_int(v) and v >= 1,
         "an integer >= 1 (batches)",
     ),
+    "callbacks.train_eval.n_images": (
+        lambda v: v is None or (_is_int(v) and v >= 1),
+        "an integer >= 1, or null for as many as the validation set",
+    ),
+    "callbacks.train_eval.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "callbacks.early_stopping.patience": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "callbacks.early_stopping.mode": (lambda v: v in ("min", "max"), "'min' or 'max'"),
+    "callbacks.early_stopping.min_delta": (
+        lambda v: _is_number(v) and 0 <= v < math.inf,
+        "a finite number >= 0",
+    ),
     "resume": (lambda v: v is None or isinstance(v, str), "a run folder, auto, or null"),
     "model.dropout": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "datamodule.classes": (
