@@ -233,3 +233,18 @@ def test_accuracy_near_chance_is_never_a_good_fit():
     assert diagnose(learned, n_val=5000, test_acc=0.86, num_classes=10).labels == [GOOD_FIT]
     two_classes = history(flat, flat, [0.52, 0.53, 0.53], train_acc=0.52)
     assert UNDERFITTING in diagnose(two_classes, n_val=5000, num_classes=2).labels
+
+
+def test_the_gap_measured_in_eval_mode_is_said_beside_the_curves_and_leaves_the_verdict():
+    """With train_eval_loss in the history (callbacks.train_eval), eval_mode_gap is the final
+    validation loss minus it, a reason says both gaps, and the verdict stays the curves'."""
+    curves = history([0.50, 0.40, 0.300, 0.295], [0.45, 0.38, 0.305, 0.300])
+    measured = [{**h, "train_eval_loss": 0.24} for h in curves]
+    plain, alike = diagnose(curves, n_val=5000), diagnose(measured, n_val=5000)
+    assert plain.eval_mode_gap is None
+    assert alike.eval_mode_gap == pytest.approx(0.06)
+    assert alike.labels == plain.labels and alike.generalization_gap == plain.generalization_gap
+    [said] = [r for r in alike.reasons if "train_eval/loss" in r]
+    assert "final training loss is 0.2400 and the gap +0.0600, 25.0% of it" in said
+    assert "against +0.0050 from the training curve" in said
+    assert alike.to_summary()["eval_mode_gap"] == pytest.approx(0.06)

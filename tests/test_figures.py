@@ -147,3 +147,17 @@ def test_learning_curves_mark_whole_epochs_only(monkeypatch, tmp_path, epochs):
         ticks = [t for t in ax.get_xticks() if low <= t <= high]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
         assert low < 1 and high > epochs
+
+
+def test_learning_curves_draw_the_training_figures_measured_as_validation(monkeypatch, tmp_path):
+    """A dotted third curve on each panel when the history has train_eval figures, none when it
+    has not (callbacks.train_eval off)."""
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    measured = [{**h, "train_eval_loss": 0.2, "train_eval_acc": 0.95} for h in HISTORY]
+    for history in (measured, HISTORY):
+        figures.learning_curves(history, tmp_path / "c.png")
+    for fig, expected in zip(drawn, ([0.2, 0.95], []), strict=True):
+        for ax, value in zip(fig.axes, expected or [None, None], strict=True):
+            lines = [ln for ln in ax.get_lines() if ln.get_label().startswith("training, measured")]
+            assert [set(ln.get_ydata()) for ln in lines] == ([{value}] if expected else [])
