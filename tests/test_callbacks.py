@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
@@ -223,14 +224,16 @@ class _SplitData(L.LightningDataModule):
         return TensorBatches(self.val.images, self.val.labels, 20, shuffle=False)
 
 
-def _fit_with(callbacks: list, x: torch.Tensor, y: torch.Tensor) -> Classifier:
+def _fit_with(
+    callbacks: list, x: torch.Tensor, y: torch.Tensor, precision: str = "32-true"
+) -> Classifier:
     L.seed_everything(0, verbose=False)
     model = Classifier(MLP(hidden=(16,), dropout=0.5), functools.partial(torch.optim.SGD, lr=0.1),
                        class_names=list("0123456789"))  # fmt: skip
     trainer = L.Trainer(
         max_epochs=2, accelerator="cpu", callbacks=callbacks, logger=False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=1,
-        enable_progress_bar=False,
+        enable_progress_bar=False, precision=precision,
     )  # fmt: skip
     trainer.fit(model, datamodule=_SplitData(x, y))
     return model
@@ -265,3 +268,39 @@ def test_train_eval_measures_the_training_images_as_validation_measures_its_own(
         model.state_dict().items(), without.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize(
+    ("precision", "by_hand"),
+    [
+        ("bf16-true", lambda images: (images.bfloat16(), contextlib.nullcontext())),
+        ("bf16-mixed", lambda images: (images, torch.autocast("cpu", dtype=torch.bfloat16))),
+    ],
+)
+def test_train_eval_runs_in_the_precision_of_the_run(precision, by_hand):
+    """In reduced precision the training images are evaluated as validation evaluates its own:
+    converted as Lightning converts batches (bf16-true: bfloat16 images for bfloat16 weights,
+    which float32 images would not multiply) and under the same autocast (bf16-mixed)."""
+    from goodfit.callbacks import TrainSetEvaluation
+
+    generator = torch.Generator().manual_seed(1)
+    x, y = (
+        torch.rand(40, 1, 28, 28, generator=generator),
+        torch.randint(0, 10, (40,), generator=generator),
+    )
+    history = EpochHistory()
+    model = _fit_with([TrainSetEvaluation(n_images=30, batch_size=7, seed=3), history], x, y,
+                      precision=precision)  # fmt: skip
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(3))[:30]
+    model.eval()
+    loss_sum = correct = 0.0
+    for start in range(0, 30, 7):
+        images, context = by_hand(x[order][start : start + 7])
+        labels = y[order][start : start + 7]
+        with torch.no_grad(), context:
+            logits = model(images)
+        loss_sum += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
+        correct += float((logits.argmax(1) == labels).sum())
+    row = history.history[-1]
+    assert row["train_eval_loss"] == pytest.approx(loss_sum / 30, rel=1e-6)
+    assert row["train_eval_acc"] == pytest.approx(correct / 30)

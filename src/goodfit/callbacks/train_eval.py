@@ -49,7 +49,7 @@ class TrainSetEvaluation(L.Callback):
         sample = self._sample_of(trainer.datamodule, pl_module)
         if sample is None:
             return
-        loss, acc = self._evaluate(pl_module, *sample)
+        loss, acc = self._evaluate(trainer, pl_module, *sample)
         pl_module.log_dict({f"{PREFIX}loss": loss, f"{PREFIX}acc": acc}, sync_dist=True)
 
     def _sample_of(self, datamodule: Any, module: L.LightningModule) -> Any:
@@ -76,16 +76,19 @@ class TrainSetEvaluation(L.Callback):
                         train.labels[order.to(train.labels.device)].to(device))  # fmt: skip
         return self._sample
 
-    def _evaluate(self, module: L.LightningModule, images: torch.Tensor,
+    def _evaluate(self, trainer: L.Trainer, module: L.LightningModule, images: torch.Tensor,
                   labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         was_training = module.training
         module.eval()
         loss_sum = torch.zeros((), device=images.device)
         correct = torch.zeros((), device=images.device)
-        with torch.no_grad():
+        # In the run's precision, as validation: its input conversion (bf16-true, 64-true…)
+        # and its step context (the autocast of bf16-mixed, 16-mixed).
+        precision = trainer.precision_plugin
+        with torch.no_grad(), precision.val_step_context():
             for start in range(0, len(labels), self.batch_size):
                 batch = slice(start, start + self.batch_size)
-                logits = module(images[batch])
+                logits = module(precision.convert_input(images[batch]))
                 loss_sum += F.cross_entropy(logits.float(), labels[batch], reduction="sum")
                 correct += (logits.argmax(1) == labels[batch]).sum()
         module.train(was_training)
