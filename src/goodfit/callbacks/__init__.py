@@ -6,6 +6,7 @@ from goodfit.callbacks.divergence import StopOnDivergence
 from goodfit.callbacks.history import EpochHistory
 from goodfit.callbacks.interruption import RunInterrupted, StopOnSignal
 from goodfit.callbacks.learning_rate import EpochLearningRate
+from goodfit.callbacks.model_summary import ModelSummary
 from goodfit.callbacks.optuna_pruning import OptunaPruning
 from goodfit.callbacks.progress import ThrottledRichProgressBar
 from goodfit.callbacks.random_state import RandomStateInCheckpoint
@@ -16,6 +17,7 @@ __all__ = [
     "EpochHistory",
     "EpochLearningRate",
     "ModelCheckpoint",
+    "ModelSummary",
     "OptunaPruning",
     "RandomStateInCheckpoint",
     "RunInterrupted",
