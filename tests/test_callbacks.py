@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from typing import Any
 
@@ -113,7 +112,6 @@ def test_history_reads_what_any_module_logs_for_its_own_epoch(tmp_path, checkpoi
 
 
 def test_stage_metrics_equal_torchmetrics_over_uneven_batches():
-    import torch.nn.functional as F
     from torchmetrics.classification import MulticlassAccuracy
 
     from goodfit.lit.metrics import StageMetrics
@@ -206,101 +204,3 @@ def test_a_misspelt_hook_is_named_when_the_callback_is_built(caplog):
         "callbacks.mine: _Misspelt.on_train_epoch_ended is not a Lightning hook and will never "
         "be called; did you mean on_train_epoch_end?"
     ]
-
-
-class _SplitData(L.LightningDataModule):
-    """Training and validation splits held in memory, as goodfit's datamodules hold them."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        from goodfit.data.contract import Split
-
-        super().__init__()
-        self.train, self.val = Split(x, y), Split(x[:20], y[:20])
-
-    def train_dataloader(self) -> TensorBatches:
-        return TensorBatches(self.train.images, self.train.labels, 4, shuffle=True)
-
-    def val_dataloader(self) -> TensorBatches:
-        return TensorBatches(self.val.images, self.val.labels, 20, shuffle=False)
-
-
-def _fit_with(
-    callbacks: list, x: torch.Tensor, y: torch.Tensor, precision: str = "32-true"
-) -> Classifier:
-    L.seed_everything(0, verbose=False)
-    model = Classifier(MLP(hidden=(16,), dropout=0.5), functools.partial(torch.optim.SGD, lr=0.1),
-                       class_names=list("0123456789"))  # fmt: skip
-    trainer = L.Trainer(
-        max_epochs=2, accelerator="cpu", callbacks=callbacks, logger=False,
-        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=1,
-        enable_progress_bar=False, precision=precision,
-    )  # fmt: skip
-    trainer.fit(model, datamodule=_SplitData(x, y))
-    return model
-
-
-def test_train_eval_measures_the_training_images_as_validation_measures_its_own():
-    """train_eval/loss and train_eval/acc are the eval-mode figures of the validated weights on
-    a fixed sample of training images (not the epoch mean with dropout on), and measuring them
-    changes nothing in the training: the same seed gives the same weights without it."""
-    from goodfit.callbacks import TrainSetEvaluation
-
-    generator = torch.Generator().manual_seed(1)
-    x, y = (
-        torch.rand(40, 1, 28, 28, generator=generator),
-        torch.randint(0, 10, (40,), generator=generator),
-    )
-    history = EpochHistory()
-    model = _fit_with([TrainSetEvaluation(n_images=30, batch_size=7, seed=3), history], x, y)
-    order = torch.randperm(40, generator=torch.Generator().manual_seed(3))[:30]
-    model.eval()
-    with torch.no_grad():
-        logits = model(x[order])
-    row = history.history[-1]
-    assert row["train_eval_loss"] == pytest.approx(float(F.cross_entropy(logits, y[order])))
-    assert row["train_eval_acc"] == pytest.approx(
-        float((logits.argmax(1) == y[order]).float().mean())
-    )
-    assert row["train_eval_loss"] != pytest.approx(row["train_loss"], rel=1e-3)
-    assert all(h["train_eval_loss"] is not None for h in history.history)
-    without = _fit_with([EpochHistory()], x, y)
-    for (name, a), (_, b) in zip(
-        model.state_dict().items(), without.state_dict().items(), strict=True
-    ):
-        assert torch.equal(a, b), name
-
-
-@pytest.mark.parametrize(
-    ("precision", "by_hand"),
-    [
-        ("bf16-true", lambda images: (images.bfloat16(), contextlib.nullcontext())),
-        ("bf16-mixed", lambda images: (images, torch.autocast("cpu", dtype=torch.bfloat16))),
-    ],
-)
-def test_train_eval_runs_in_the_precision_of_the_run(precision, by_hand):
-    """In reduced precision the training images are evaluated as validation evaluates its own:
-    converted as Lightning converts batches (bf16-true: bfloat16 images for bfloat16 weights,
-    which float32 images would not multiply) and under the same autocast (bf16-mixed)."""
-    from goodfit.callbacks import TrainSetEvaluation
-
-    generator = torch.Generator().manual_seed(1)
-    x, y = (
-        torch.rand(40, 1, 28, 28, generator=generator),
-        torch.randint(0, 10, (40,), generator=generator),
-    )
-    history = EpochHistory()
-    model = _fit_with([TrainSetEvaluation(n_images=30, batch_size=7, seed=3), history], x, y,
-                      precision=precision)  # fmt: skip
-    order = torch.randperm(40, generator=torch.Generator().manual_seed(3))[:30]
-    model.eval()
-    loss_sum = correct = 0.0
-    for start in range(0, 30, 7):
-        images, context = by_hand(x[order][start : start + 7])
-        labels = y[order][start : start + 7]
-        with torch.no_grad(), context:
-            logits = model(images)
-        loss_sum += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
-        correct += float((logits.argmax(1) == labels).sum())
-    row = history.history[-1]
-    assert row["train_eval_loss"] == pytest.approx(loss_sum / 30, rel=1e-6)
-    assert row["train_eval_acc"] == pytest.approx(correct / 30)

@@ -39,9 +39,16 @@ class TrainSetEvaluation(L.Callback):
         self.n_images, self.batch_size, self.seed = n_images, int(batch_size), int(seed)
         self._sample: tuple[torch.Tensor, torch.Tensor] | None = None
         self._skipped = False
+        self._n_classes: int | None = None  # the data's, to check the module's output against
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._sample, self._skipped = None, False
+        self._n_classes = len(getattr(trainer.datamodule, "class_names", ())) or None
+
+    def _skip(self, why: str) -> None:
+        self._sample, self._skipped = None, True
+        log.info("callbacks.train_eval: %s; the training figures are not measured as "
+                 "validation's", why)  # fmt: skip
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
@@ -49,7 +56,10 @@ class TrainSetEvaluation(L.Callback):
         sample = self._sample_of(trainer.datamodule, pl_module)
         if sample is None:
             return
-        loss, acc = self._evaluate(trainer, pl_module, *sample)
+        figures = self._evaluate(trainer, pl_module, *sample)
+        if figures is None:
+            return
+        loss, acc = figures
         pl_module.log_dict({f"{PREFIX}loss": loss, f"{PREFIX}acc": acc}, sync_dist=True)
 
     def _sample_of(self, datamodule: Any, module: L.LightningModule) -> Any:
@@ -64,9 +74,7 @@ class TrainSetEvaluation(L.Callback):
         elif type(module).forward is L.LightningModule.forward:
             why = f"{type(module).__name__} defines no forward() giving class scores"
         if why is not None:
-            self._skipped = True
-            log.info("callbacks.train_eval: %s; the training figures are not measured as "
-                     "validation's", why)  # fmt: skip
+            self._skip(why)
             return None
         wanted = self.n_images or (len(val.labels) if val is not None else len(train.labels))
         generator = torch.Generator().manual_seed(self.seed)
@@ -77,7 +85,9 @@ class TrainSetEvaluation(L.Callback):
         return self._sample
 
     def _evaluate(self, trainer: L.Trainer, module: L.LightningModule, images: torch.Tensor,
-                  labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                  labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:  # fmt: skip
+        """The mean cross-entropy and accuracy; None (said once) when the module's output is
+        not one row of class scores per image, which a module of one's own may return."""
         was_training = module.training
         module.eval()
         loss_sum = torch.zeros((), device=images.device)
@@ -89,7 +99,24 @@ class TrainSetEvaluation(L.Callback):
             for start in range(0, len(labels), self.batch_size):
                 batch = slice(start, start + self.batch_size)
                 logits = module(precision.convert_input(images[batch]))
+                if start == 0 and (why := self._not_scores(module, logits, len(labels[batch]))):
+                    module.train(was_training)
+                    self._skip(why)
+                    return None
                 loss_sum += F.cross_entropy(logits.float(), labels[batch], reduction="sum")
                 correct += (logits.argmax(1) == labels[batch]).sum()
         module.train(was_training)
         return loss_sum / len(labels), correct / len(labels)
+
+    def _not_scores(self, module: L.LightningModule, output: Any, n_images: int) -> str | None:
+        """Why `output`, the module's answer to `n_images` images, is not their class scores
+        (a float tensor of one row per image, one column per class); None when it is."""
+        classes = self._n_classes
+        if (isinstance(output, torch.Tensor) and output.is_floating_point()
+                and output.shape[:1] == (n_images,) and output.ndim == 2
+                and (classes is None or output.shape[1] == classes)):  # fmt: skip
+            return None
+        got = (f"a {output.dtype} tensor of shape {tuple(output.shape)}"
+               if isinstance(output, torch.Tensor) else f"a {type(output).__name__}")  # fmt: skip
+        wanted = f"({n_images}, {classes or 'classes'})"
+        return f"{type(module).__name__}.forward returned {got}, not {wanted} class scores"
