@@ -90,6 +90,8 @@ def test_callbacks_and_loggers_can_be_switched_off(compose):
         ("model.compile=yes", "model.compile"),
         ("callbacks.rich_progress_bar.update_every=0", "callbacks.rich_progress_bar.update_every"),
         ("perf.steps_per_batch=0", "perf.steps_per_batch"),
+        ("callbacks.rich_progress_bar.refresh_rate=-1", "callbacks.rich_progress_bar.refresh_rate"),
+        ("callbacks.rich_model_summary.max_depth=-2", "callbacks.rich_model_summary.max_depth"),
         ("callbacks.train_eval.n_images=0", "callbacks.train_eval.n_images"),
         ("callbacks.train_eval.batch_size=-5", "callbacks.train_eval.batch_size"),
         (

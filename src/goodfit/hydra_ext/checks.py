@@ -113,6 +113,14 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: _is_int(v) and v >= 1,
         "an integer >= 1 (batches)",
     ),
+    "callbacks.rich_progress_bar.refresh_rate": (
+        lambda v: _is_int(v) and v >= 0,
+        "an integer >= 0 (redraws per second; 0: no bar)",
+    ),
+    "callbacks.rich_model_summary.max_depth": (
+        lambda v: _is_int(v) and v >= -1,
+        "an integer >= 1 (levels of layers), 0 for no summary or -1 for every level",
+    ),
     "callbacks.train_eval.n_images": (
         lambda v: v is None or (_is_int(v) and v >= 1),
         "an integer >= 1, or null for as many as the validation set",
