@@ -11,7 +11,12 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import RichProgressBar
 
-from goodfit.callbacks import EpochHistory, ThrottledRichProgressBar
+from goodfit.callbacks import (
+    AugmentationPreview,
+    EpochHistory,
+    StopOnDivergence,
+    ThrottledRichProgressBar,
+)
 from goodfit.data.batches import TensorBatches
 from goodfit.lit import Classifier
 from goodfit.models import MLP
@@ -204,3 +209,19 @@ def test_a_misspelt_hook_is_named_when_the_callback_is_built(caplog):
         "callbacks.mine: _Misspelt.on_train_epoch_ended is not a Lightning hook and will never "
         "be called; did you mean on_train_epoch_end?"
     ]
+
+
+@pytest.mark.parametrize(
+    ("build", "said"),
+    [
+        (lambda: StopOnDivergence(check_every_n_steps=0), "check_every_n_steps=0"),
+        (lambda: AugmentationPreview("out", n_images=0), "n_images=0"),
+        (lambda: AugmentationPreview("out", n_versions=2.5), "n_versions=2.5"),
+    ],
+)
+def test_callbacks_built_in_code_refuse_bad_counts_at_once(build, said):
+    """Built in code rather than from the config (whose checks refuse these before any work),
+    the callbacks refuse a count that would fail mid-run (a modulo by zero on an accelerator,
+    an empty preview grid)."""
+    with pytest.raises(ValueError, match=rf"{said}: must be an integer >= 1"):
+        build()

@@ -92,6 +92,20 @@ def test_callbacks_and_loggers_can_be_switched_off(compose):
         ("perf.steps_per_batch=0", "perf.steps_per_batch"),
         ("callbacks.rich_progress_bar.refresh_rate=-1", "callbacks.rich_progress_bar.refresh_rate"),
         ("callbacks.rich_model_summary.max_depth=-2", "callbacks.rich_model_summary.max_depth"),
+        ("callbacks.model_checkpoint.save_top_k=-2", "callbacks.model_checkpoint.save_top_k"),
+        ("callbacks.model_checkpoint.mode=maximum", "callbacks.model_checkpoint.mode"),
+        (
+            "augmentation=light callbacks.augmentation_preview.n_images=0",
+            "callbacks.augmentation_preview.n_images",
+        ),
+        (
+            "augmentation=light callbacks.augmentation_preview.n_versions=-1",
+            "callbacks.augmentation_preview.n_versions",
+        ),
+        (
+            "callbacks.stop_on_divergence.check_every_n_steps=0",
+            "callbacks.stop_on_divergence.check_every_n_steps",
+        ),
         ("callbacks.train_eval.n_images=0", "callbacks.train_eval.n_images"),
         ("callbacks.train_eval.batch_size=-5", "callbacks.train_eval.batch_size"),
         (

@@ -21,6 +21,13 @@ class StopOnDivergence(L.Callback):
     """
 
     def __init__(self, check_every_n_steps: int = 20) -> None:
+        if (
+            isinstance(check_every_n_steps, bool)
+            or not isinstance(check_every_n_steps, int)
+            or (check_every_n_steps < 1)
+        ):
+            raise ValueError(f"StopOnDivergence: check_every_n_steps={check_every_n_steps!r}: "
+                             "must be an integer >= 1")  # fmt: skip
         self.check_every_n_steps = check_every_n_steps
         self._finite: torch.Tensor | None = None
 

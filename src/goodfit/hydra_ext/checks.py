@@ -121,6 +121,26 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: _is_int(v) and v >= -1,
         "an integer >= 1 (levels of layers), 0 for no summary or -1 for every level",
     ),
+    **{
+        f"callbacks.{name}.save_top_k": (
+            lambda v: _is_int(v) and v >= -1,
+            "an integer >= 0 (checkpoints kept), or -1 for all",
+        )
+        for name in ("model_checkpoint", "last_checkpoint")
+    },
+    **{
+        f"callbacks.{name}.mode": (lambda v: v in ("min", "max"), "'min' or 'max'")
+        for name in ("model_checkpoint", "last_checkpoint")
+    },
+    "callbacks.augmentation_preview.n_images": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "callbacks.augmentation_preview.n_versions": (
+        lambda v: _is_int(v) and v >= 1,
+        "an integer >= 1",
+    ),
+    "callbacks.stop_on_divergence.check_every_n_steps": (
+        lambda v: _is_int(v) and v >= 1,
+        "an integer >= 1 (steps)",
+    ),
     "callbacks.train_eval.n_images": (
         lambda v: v is None or (_is_int(v) and v >= 1),
         "an integer >= 1, or null for as many as the validation set",
