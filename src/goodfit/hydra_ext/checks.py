@@ -186,6 +186,17 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v is None or (_is_int(v) and v >= 1),
         "an integer >= 1 (epochs), or null to validate by trainer.val_check_interval alone",
     ),
+    **{
+        f"trainer.limit_{stage}_batches": (
+            lambda v: v is None or (_is_int(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),
+            f"an integer >= 1 (batches) or a fraction in (0, 1]; 0 would {would}",
+        )
+        for stage, would in (
+            ("train", "train nothing (eval.py tests a trained model)"),
+            ("val", "never validate (no validation curve, no best checkpoint, no verdict)"),
+            ("test", "test nothing (the run's record is its test figures)"),
+        )
+    },
     "trainer.min_epochs": (lambda v: v is None or (_is_int(v) and v >= 0), "an integer >= 0"),
     "scheduler.interval": (lambda v: v in ("epoch", "step"), "'epoch' or 'step'"),
     **DATA_RULES,
