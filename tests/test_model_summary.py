@@ -46,7 +46,7 @@ def test_the_summary_lists_the_network_and_names_the_metrics_it_leaves_out(capsy
         max_epochs=1, accelerator="cpu", callbacks=[ModelSummary(max_depth=2)], logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
     )  # fmt: skip
-    trainer.fit(model, train_dataloaders=TensorBatches(x, y, 4, shuffle=True))
+    trainer.fit(model, TensorBatches(x, y, 4, shuffle=True), TensorBatches(x, y, 8, shuffle=False))
     printed = capsys.readouterr().out
     rows = [line.split("│")[1:3] for line in printed.splitlines() if line.startswith("│")]
     assert [(n.strip(), name.strip()) for n, name in rows] == [("0", "net"), ("1", "net.layers")]
