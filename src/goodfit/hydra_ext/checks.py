@@ -19,6 +19,11 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _at_least(low: int, note: str = "") -> tuple[Callable[[Any], bool], str]:
+    """The rule for an integer >= `low`; `note` follows the allowed values (" (steps)")."""
+    return (lambda v: _is_int(v) and v >= low), f"an integer >= {low}{note}"
+
+
 def _is_bool(v: Any) -> bool:
     return isinstance(v, bool)
 
@@ -47,7 +52,7 @@ DATA_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "1 (gray), 3 (RGB), or null to decide from the images",
     ),
     "datamodule.test_split": (lambda v: _is_number(v) and 0 < v < 1, "a fraction in (0, 1)"),
-    "datamodule.split_seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "datamodule.split_seed": _at_least(0),
     "datamodule.num_workers": (
         lambda v: v is None or (_is_int(v) and v >= 1),
         "an integer >= 1, or null for every core available",
@@ -67,7 +72,7 @@ DATA_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "datamodule.download": (_is_bool, "true or false"),
     "datamodule.verify_checksums": (_is_bool, "true or false"),
     "datamodule.transpose": (_is_bool, "true or false"),
-    "datamodule.label_offset": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "datamodule.label_offset": _at_least(0),
     "datamodule.class_names": (
         lambda v: (
             _is_list(v)
@@ -89,12 +94,12 @@ DATA_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 # key → (check, what is allowed). A key absent from the config is not checked.
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "seed": _at_least(0),
     "datamodule.val_split": (lambda v: _is_number(v) and 0 < v < 1, "a fraction in (0, 1)"),
     "datamodule.val_split_mode": (lambda v: v in ("tail", "random"), "'tail' or 'random'"),
     "datamodule.normalize": (lambda v: v in ("scale", "standardize"), "'scale' or 'standardize'"),
-    "datamodule.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "datamodule.eval_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "datamodule.batch_size": _at_least(1),
+    "datamodule.eval_batch_size": _at_least(1),
     "trainer.max_epochs": (
         lambda v: v is None or (_is_int(v) and (v >= 1 or v == -1)),
         "an integer >= 1, or -1 for no limit",
@@ -109,14 +114,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "augmentation.max_rotation": (lambda v: _is_number(v) and 0 <= v <= 180, "degrees in [0, 180]"),
     "augmentation.hflip": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
     "augmentation.erase": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]"),
-    "callbacks.rich_progress_bar.update_every": (
-        lambda v: _is_int(v) and v >= 1,
-        "an integer >= 1 (batches)",
-    ),
-    "callbacks.rich_progress_bar.refresh_rate": (
-        lambda v: _is_int(v) and v >= 0,
-        "an integer >= 0 (redraws per second; 0: no bar)",
-    ),
+    "callbacks.rich_progress_bar.update_every": _at_least(1, " (batches)"),
+    "callbacks.rich_progress_bar.refresh_rate": _at_least(0, " (redraws per second; 0: no bar)"),
     "callbacks.rich_model_summary.max_depth": (
         lambda v: _is_int(v) and v >= -1,
         "an integer >= 1 (levels of layers), 0 for no summary or -1 for every level",
@@ -132,21 +131,15 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         f"callbacks.{name}.mode": (lambda v: v in ("min", "max"), "'min' or 'max'")
         for name in ("model_checkpoint", "last_checkpoint")
     },
-    "callbacks.augmentation_preview.n_images": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "callbacks.augmentation_preview.n_versions": (
-        lambda v: _is_int(v) and v >= 1,
-        "an integer >= 1",
-    ),
-    "callbacks.stop_on_divergence.check_every_n_steps": (
-        lambda v: _is_int(v) and v >= 1,
-        "an integer >= 1 (steps)",
-    ),
+    "callbacks.augmentation_preview.n_images": _at_least(1),
+    "callbacks.augmentation_preview.n_versions": _at_least(1),
+    "callbacks.stop_on_divergence.check_every_n_steps": _at_least(1, " (steps)"),
     "callbacks.train_eval.n_images": (
         lambda v: v is None or (_is_int(v) and v >= 1),
         "an integer >= 1, or null for as many as the validation set",
     ),
-    "callbacks.train_eval.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "callbacks.early_stopping.patience": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "callbacks.train_eval.batch_size": _at_least(1),
+    "callbacks.early_stopping.patience": _at_least(0),
     "callbacks.early_stopping.mode": (lambda v: v in ("min", "max"), "'min' or 'max'"),
     "callbacks.early_stopping.min_delta": (
         lambda v: _is_number(v) and 0 <= v < math.inf,
@@ -169,7 +162,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "save_backbone": (lambda v: isinstance(v, bool), "true or false"),
     "perf.manual_optimization": (lambda v: isinstance(v, bool), "true or false"),
-    "perf.steps_per_batch": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "perf.steps_per_batch": _at_least(1),
     "perf.fast_dispatch": (lambda v: isinstance(v, bool), "true or false"),
     "perf.noop_profiler": (lambda v: isinstance(v, bool), "true or false"),
     "trust_checkpoint": (lambda v: isinstance(v, bool), "true or false"),
@@ -181,7 +174,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v in (None, "norm", "value"),
         "'norm' or 'value' (null: norm)",
     ),
-    "trainer.accumulate_grad_batches": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "trainer.accumulate_grad_batches": _at_least(1),
     "trainer.check_val_every_n_epoch": (
         lambda v: v is None or (_is_int(v) and v >= 1),
         "an integer >= 1 (epochs), or null to validate by trainer.val_check_interval alone",
@@ -200,11 +193,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.min_epochs": (lambda v: v is None or (_is_int(v) and v >= 0), "an integer >= 0"),
     "scheduler.interval": (lambda v: v in ("epoch", "step"), "'epoch' or 'step'"),
     **DATA_RULES,
-    "transfer.unfreeze_top_blocks": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "transfer.unfreeze_at_epoch": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "transfer.unfreeze_top_blocks": _at_least(1),
+    "transfer.unfreeze_at_epoch": _at_least(0),
     "transfer.top_lr_ratio": (lambda v: _is_number(v) and v > 0, "a number > 0"),
-    "transfer.head.epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "transfer.head.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "transfer.head.epochs": _at_least(1),
+    "transfer.head.batch_size": _at_least(1),
     "logger.tensorboard.renamed": (
         lambda v: (
             v is None
