@@ -16,6 +16,7 @@ from goodfit.callbacks import (
     EpochHistory,
     StopOnDivergence,
     ThrottledRichProgressBar,
+    TrainSetEvaluation,
 )
 from goodfit.data.batches import TensorBatches
 from goodfit.lit import Classifier
@@ -217,6 +218,8 @@ def test_a_misspelt_hook_is_named_when_the_callback_is_built(caplog):
         (lambda: StopOnDivergence(check_every_n_steps=0), "check_every_n_steps=0"),
         (lambda: AugmentationPreview("out", n_images=0), "n_images=0"),
         (lambda: AugmentationPreview("out", n_versions=2.5), "n_versions=2.5"),
+        (lambda: TrainSetEvaluation(n_images=0), "n_images=0"),
+        (lambda: TrainSetEvaluation(batch_size=True), "batch_size=True"),
     ],
 )
 def test_callbacks_built_in_code_refuse_bad_counts_at_once(build, said):

@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from goodfit.data.images import display_image
+from goodfit.runtime.errors import require_count
 
 PREVIEW_FILE = "augmentation_preview.png"
 
@@ -19,10 +20,9 @@ class AugmentationPreview(L.Callback):
     The augmentation's random draws do not change training's random stream."""
 
     def __init__(self, out_dir: str | Path, n_images: int = 6, n_versions: int = 7) -> None:
-        for name, value in (("n_images", n_images), ("n_versions", n_versions)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"AugmentationPreview: {name}={value!r}: must be an integer >= 1")
-        self.out_dir, self.n_images, self.n_versions = Path(out_dir), n_images, n_versions
+        self.out_dir = Path(out_dir)
+        self.n_images = require_count("AugmentationPreview: n_images", n_images)
+        self.n_versions = require_count("AugmentationPreview: n_versions", n_versions)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         datamodule = trainer.datamodule

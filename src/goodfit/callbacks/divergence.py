@@ -8,7 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from goodfit.runtime.errors import DivergedError
+from goodfit.runtime.errors import DivergedError, require_count
 
 
 class StopOnDivergence(L.Callback):
@@ -21,14 +21,9 @@ class StopOnDivergence(L.Callback):
     """
 
     def __init__(self, check_every_n_steps: int = 20) -> None:
-        if (
-            isinstance(check_every_n_steps, bool)
-            or not isinstance(check_every_n_steps, int)
-            or (check_every_n_steps < 1)
-        ):
-            raise ValueError(f"StopOnDivergence: check_every_n_steps={check_every_n_steps!r}: "
-                             "must be an integer >= 1")  # fmt: skip
-        self.check_every_n_steps = check_every_n_steps
+        self.check_every_n_steps = require_count(
+            "StopOnDivergence: check_every_n_steps", check_every_n_steps
+        )
         self._finite: torch.Tensor | None = None
 
     def on_train_batch_end(

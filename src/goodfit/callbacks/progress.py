@@ -7,6 +7,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
 
+from goodfit.runtime.errors import require_count
+
 
 class ThrottledRichProgressBar(RichProgressBar):
     """Lightning's RichProgressBar updates its task and collects the progress-bar metrics
@@ -14,12 +16,8 @@ class ThrottledRichProgressBar(RichProgressBar):
     one does it every `update_every` batches and on an epoch's last batch."""
 
     def __init__(self, update_every: int = 10, **kwargs: Any) -> None:
-        if update_every < 1:
-            raise ValueError(
-                f"callbacks.rich_progress_bar.update_every={update_every}: must be >= 1"
-            )
         super().__init__(**kwargs)
-        self.update_every = update_every
+        self.update_every = require_count("ThrottledRichProgressBar: update_every", update_every)
 
     def _due(self, batch_idx: int, total: int | float) -> bool:
         done = batch_idx + 1

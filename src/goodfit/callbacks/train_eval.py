@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.trainer.states import TrainerFn
 
+from goodfit.runtime.errors import require_count
+
 log = logging.getLogger(__name__)
 
 PREFIX = "train_eval/"
@@ -33,10 +35,10 @@ class TrainSetEvaluation(L.Callback):
     epoch_metrics = (f"{PREFIX}loss", f"{PREFIX}acc")
 
     def __init__(self, n_images: int | None = None, batch_size: int = 1000, seed: int = 0) -> None:
-        for name, value in (("n_images", n_images), ("batch_size", batch_size)):
-            if value is not None and (isinstance(value, bool) or int(value) < 1):
-                raise ValueError(f"{name}={value}: must be a whole number >= 1")
-        self.n_images, self.batch_size, self.seed = n_images, int(batch_size), int(seed)
+        if n_images is not None:
+            require_count("TrainSetEvaluation: n_images", n_images)
+        self.n_images, self.seed = n_images, int(seed)
+        self.batch_size = require_count("TrainSetEvaluation: batch_size", batch_size)
         self._sample: tuple[torch.Tensor, torch.Tensor] | None = None
         self._skipped = False
         self._n_classes: int | None = None  # the data's, to check the module's output against

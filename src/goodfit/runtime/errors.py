@@ -61,6 +61,14 @@ class BackboneError(UserError, RuntimeError):
     """A pretrained backbone is missing or does not fit the network."""
 
 
+def require_count(what: str, value: Any, low: int = 1) -> int:
+    """`value` when it is an integer >= `low`, else a ValueError naming `what` (an argument
+    of a class built in code, which the config checks cannot see)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{what}={value!r}: must be an integer >= {low}")
+    return value
+
+
 class UnknownArgumentError(TypeError):
     """A class whose **kwargs go elsewhere (so its signature cannot tell what it takes) refuses a
     keyword argument when it is built; `accepted` lists those it takes, for the hint."""
