@@ -58,7 +58,7 @@ class ModelSummary(RichModelSummary):
             total_flops, **summarize_kwargs,
         )  # fmt: skip
         if self._left_out:
-            get_console().print(f"Not listed (metrics, no parameters): {', '.join(self._left_out)}")
+            get_console().print(f"Not listed (metrics): {', '.join(self._left_out)}")
 
     def _hidden(self, name: str) -> bool:
         return any(name == held or name.startswith(f"{held}.") for held in self._left_out)
