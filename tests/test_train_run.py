@@ -127,6 +127,18 @@ def test_console_summary(good_run):
     assert "tensorboard --logdir" in output
 
 
+def test_model_summary_lists_the_network_not_the_metrics(good_run):
+    """callbacks.rich_model_summary in a real run: the network's rows, the metric holders named
+    in one line instead of 16 rows."""
+    run_dir, output = good_run
+    rows = [line.split("│")[2].strip() for line in output.splitlines()
+            if line.startswith("│") and line.count("│") >= 7]  # fmt: skip
+    assert rows[:2] == ["net", "net.layers"] and not any("metrics" in row for row in rows)
+    assert "Not listed (metrics): train_metrics, val_metrics, test_metrics, test_evaluation" in (
+        output
+    )
+
+
 def test_console_table_wraps_a_long_path_whole():
     """A run folder longer than the terminal is wrapped, never cut with an ellipsis."""
     import io
