@@ -239,6 +239,20 @@ def test_the_trainer_has_the_configured_callbacks_and_no_other(compose, tmp_path
     assert set(map(id, trainer.callbacks)) == set(map(id, callbacks))
 
 
+@pytest.mark.parametrize(
+    ("overrides", "profiler"),
+    [((), "NoProfiler"), (("+trainer.profiler=simple",), "SimpleProfiler")],
+)
+def test_the_no_op_profiler_gives_way_to_one_asked_for(compose, tmp_path, overrides, profiler):
+    """perf.noop_profiler is the default's profiler; `+trainer.profiler=simple` (what
+    docs/performance.md tells to time each hook) replaces it with Lightning's."""
+    from goodfit.tasks.assemble import build_callbacks, build_trainer
+
+    cfg = compose(f"paths.output_dir={tmp_path}", "~logger", *overrides)
+    trainer = build_trainer(cfg, build_callbacks(cfg), [])
+    assert type(trainer.profiler).__name__ == profiler
+
+
 def test_without_a_logger_the_learning_rate_callback_is_off_quietly(compose, caplog, tmp_path):
     """`~logger`: the callback that logs the learning rate has nowhere to log; it is left out
     with a line of information, not a warning in every such run."""
