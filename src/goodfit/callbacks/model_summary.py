@@ -18,8 +18,10 @@ def metric_holders(module: nn.Module) -> list[str]:
     for name, sub in module.named_modules():
         if not name or any(name.startswith(f"{holder}.") for holder in holders):
             continue
-        holds_metric = any(isinstance(inner, Metric) for inner in sub.modules())
-        if holds_metric and next(sub.parameters(), None) is None:
+        # parameters first: a layer that has one is answered at its first, without a walk
+        if next(sub.parameters(), None) is None and any(
+            isinstance(inner, Metric) for inner in sub.modules()
+        ):
             holders.append(name)
     return holders
 
