@@ -108,6 +108,7 @@ def test_callbacks_and_loggers_can_be_switched_off(compose):
         ),
         ("callbacks.train_eval.n_images=0", "callbacks.train_eval.n_images"),
         ("callbacks.train_eval.batch_size=-5", "callbacks.train_eval.batch_size"),
+        ("+callbacks.train_eval.seed=abc", "callbacks.train_eval.seed"),
         (
             "callbacks=early_stopping callbacks.early_stopping.patience=-1",
             "callbacks.early_stopping.patience",

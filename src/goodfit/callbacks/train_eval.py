@@ -37,7 +37,7 @@ class TrainSetEvaluation(L.Callback):
     def __init__(self, n_images: int | None = None, batch_size: int = 1000, seed: int = 0) -> None:
         if n_images is not None:
             require_count("TrainSetEvaluation: n_images", n_images)
-        self.n_images, self.seed = n_images, int(seed)
+        self.n_images, self.seed = n_images, require_count("TrainSetEvaluation: seed", seed, 0)
         self.batch_size = require_count("TrainSetEvaluation: batch_size", batch_size)
         self._sample: tuple[torch.Tensor, torch.Tensor] | None = None
         self._skipped = False

@@ -139,6 +139,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "an integer >= 1, or null for as many as the validation set",
     ),
     "callbacks.train_eval.batch_size": _at_least(1),
+    "callbacks.train_eval.seed": _at_least(0),
     "callbacks.early_stopping.patience": _at_least(0),
     "callbacks.early_stopping.mode": (lambda v: v in ("min", "max"), "'min' or 'max'"),
     "callbacks.early_stopping.min_delta": (
