@@ -58,7 +58,7 @@ def every5_overrides(folder: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def plain_lightning(synthetic_dir, tmp_path_factory) -> tuple[dict, list[str]]:
+def plain_lightning(synthetic_dir, tmp_path_factory) -> tuple[dict, list[str], Path]:
     """The same module, data and callbacks in a plain lightning.Trainer, in this process."""
     folder = tmp_path_factory.mktemp("plain")
     L.seed_everything(42, workers=True, verbose=False)
@@ -78,7 +78,7 @@ def plain_lightning(synthetic_dir, tmp_path_factory) -> tuple[dict, list[str]]:
         enable_model_summary=False,
     )
     trainer.fit(module, datamodule=data)
-    return json.loads(recorder.out.read_text()), checkpoint_names(folder / "every5")
+    return json.loads(recorder.out.read_text()), checkpoint_names(folder / "every5"), folder
 
 
 def checkpoint_names(folder: Path) -> list[str]:
@@ -88,7 +88,7 @@ def checkpoint_names(folder: Path) -> list[str]:
 def test_user_module_and_callbacks_behave_as_in_plain_lightning(
     synthetic_dir, tmp_path, plain_lightning, capsys
 ):
-    expected_recorder, expected_checkpoints = plain_lightning
+    expected_recorder, expected_checkpoints, plain_folder = plain_lightning
     steps = expected_recorder["optimizer_steps"]
     assert steps == EPOCHS * 18  # 564 training images in batches of 32
     assert expected_recorder["batch_end_steps"] == list(range(1, steps + 1))
@@ -104,6 +104,13 @@ def test_user_module_and_callbacks_behave_as_in_plain_lightning(
     )  # fmt: skip
     assert json.loads((tmp_path / "recorder.json").read_text()) == expected_recorder
     assert checkpoint_names(tmp_path / "every5") == expected_checkpoints
+    # the same weights, bit for bit, though goodfit's default callbacks also measured the
+    # training images through the module's forward after each validation (callbacks.train_eval)
+    last = expected_checkpoints[-1]
+    ours = torch.load(tmp_path / "every5" / last, weights_only=True)["state_dict"]
+    theirs = torch.load(plain_folder / "every5" / last, weights_only=True)["state_dict"]
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[key], theirs[key]) for key in theirs)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["module"] == "user" and 0 <= summary["test_acc"] <= 1
     # what the user's module logs per epoch is the run's record: curves and a real verdict
@@ -111,12 +118,13 @@ def test_user_module_and_callbacks_behave_as_in_plain_lightning(
     for row in summary["history"]:
         assert row["train_loss"] > 0 and row["val_loss"] > 0 and 0 <= row["val_acc"] <= 1
         assert row["train_acc"] is None  # the module does not log it
+        assert row["train_eval_loss"] > 0  # its forward gives class scores
     assert "No validation loss was recorded" not in " ".join(summary["verdict_reasons"])
     assert (run_dir / "learning_curves.png").is_file()
 
     # eval and predict on the user's run (their own code, so trusted): the run's own test
-    # figures; the classes from the data, the scores from the network (the module has no
-    # forward and saves no hyper-parameters)
+    # figures; the classes from the data, the scores from the network (the module saves no
+    # hyper-parameters)
     from omegaconf import OmegaConf
 
     from goodfit.tasks import evaluate, predict
@@ -135,7 +143,7 @@ def test_user_module_and_callbacks_behave_as_in_plain_lightning(
 def test_a_perf_fast_job_leaves_the_next_job_plain(synthetic_dir, tmp_path, plain_lightning):
     """One process, two jobs: perf=fast (goodfit's steps, 8 per Lightning batch, the faster
     dispatch), then perf=default with a user's callback and step checkpoints."""
-    expected_recorder, expected_checkpoints = plain_lightning
+    expected_recorder, expected_checkpoints, _ = plain_lightning
     conf = user_config_dir(tmp_path / "conf")
     sweep = tmp_path / "sweep"
     result = run_train(
