@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from goodfit.data.batches import TensorBatches
 from goodfit.data.fashion_mnist import FashionMNISTDataModule
@@ -15,19 +16,43 @@ from goodfit.models import build_network
 from .conftest import ROOT, run_train, synthetic_overrides
 
 
-def one_process_test_acc(run_dir: Path, data_dir: Path) -> float:
-    """The best checkpoint evaluated by hand in this one process, on the same test set."""
-    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=False)
+def checkpoint_net(path: Path) -> torch.nn.Module:
+    """The network a goodfit checkpoint holds, rebuilt from its config."""
+    checkpoint = torch.load(path, weights_only=False)
     net = build_network(checkpoint["goodfit_config"]["model"])
     state = checkpoint["state_dict"]
     net.load_state_dict(
         {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
     )
+    return net
+
+
+def one_process_test_acc(run_dir: Path, data_dir: Path) -> float:
+    """The best checkpoint evaluated by hand in this one process, on the same test set."""
+    net = checkpoint_net(run_dir / "checkpoints" / "best.ckpt")
     dm = FashionMNISTDataModule(str(data_dir), system_dir=None, download=False)
     dm.load()
     with torch.no_grad():
         predictions = net.eval()(dm.test.images).argmax(1)
     return float((predictions == dm.test.labels).float().mean())
+
+
+def one_process_train_eval(run_dir: Path, data_dir: Path) -> tuple[float, float]:
+    """callbacks.train_eval's figures for the last checkpoint's weights, measured by hand in this
+    one process: its default sample (seed 0, as many training images as validation holds)."""
+    net = checkpoint_net(run_dir / "checkpoints" / "last.ckpt")
+    # the run's own split (the config's random split, not the class's default tail split)
+    dm = FashionMNISTDataModule(str(data_dir), system_dir=None, download=False, seed=42,
+                                val_split_mode="random")  # fmt: skip
+    dm.load()
+    order = torch.randperm(len(dm.train.labels), generator=torch.Generator().manual_seed(0))
+    order = order[: len(dm.val.labels)]
+    with torch.no_grad():
+        logits = net.eval()(dm.train.images[order])
+    labels = dm.train.labels[order]
+    return float(F.cross_entropy(logits, labels)), float(
+        (logits.argmax(1) == labels).float().mean()
+    )
 
 
 def assert_one_record(run_dir: Path, data_dir: Path) -> dict:
@@ -40,6 +65,11 @@ def assert_one_record(run_dir: Path, data_dir: Path) -> dict:
     assert summary["n_train"] == 540
     # metrics are synced: the 2-process test figure is the whole test set's
     assert summary["test_acc"] == pytest.approx(one_process_test_acc(run_dir, data_dir), abs=1e-6)
+    # each process measured its share of train_eval's sample: summed, the whole sample's figures
+    last = summary["history"][-1]
+    loss, acc = one_process_train_eval(run_dir, data_dir)
+    assert last["train_eval_loss"] == pytest.approx(loss, rel=1e-5)
+    assert last["train_eval_acc"] == pytest.approx(acc, abs=1e-6)
     return summary
 
 

@@ -153,3 +153,61 @@ def test_a_forward_that_gives_no_class_scores_is_said_and_left_unmeasured(module
     assert [r.getMessage() for r in said_by_it] == [
         f"callbacks.train_eval: {said}; the training figures are not measured as validation's"
     ]
+
+
+class _OneProcessOf:
+    """The trainer as one DDP process sees it, for the callback's hook: its rank among
+    `world_size`, and a strategy whose `reduce` records what it was given and returns it."""
+
+    def __init__(self, datamodule: L.LightningDataModule, world_size: int, rank: int) -> None:
+        from lightning.pytorch.plugins.precision import Precision
+        from lightning.pytorch.trainer.states import TrainerFn
+
+        self.datamodule, self.world_size, self.global_rank = datamodule, world_size, rank
+        self.sanity_checking, self.precision_plugin = False, Precision()
+        self.state = type("State", (), {"fn": TrainerFn.FITTING})()
+        self.strategy, self.reduced = self, []
+
+    def reduce(self, tensor: torch.Tensor, reduce_op: str) -> torch.Tensor:
+        self.reduced.append((tensor.clone(), reduce_op))
+        return tensor
+
+
+def _validated_on(world_size: int, rank: int, n_images: int) -> tuple[dict, list, int]:
+    """What one process's callbacks.train_eval logs, hands to the strategy to sum, and feeds
+    the network, after a validation."""
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand(40, 1, 28, 28, generator=generator)
+    y = torch.randint(0, 10, (40,), generator=generator)
+    torch.manual_seed(0)
+    model = Classifier(MLP(hidden=(16,)), class_names=list("0123456789"))
+    trainer, logged, fed = _OneProcessOf(_SplitData(x, y), world_size, rank), {}, []
+    model.log_dict = lambda values, **kwargs: logged.update(values)
+    model.net.register_forward_hook(lambda net, args, out: fed.append(len(args[0])))
+    TrainSetEvaluation(n_images=n_images, batch_size=7, seed=3).on_validation_epoch_end(
+        trainer, model
+    )
+    return {k: float(v) for k, v in logged.items()}, trainer.reduced, sum(fed)
+
+
+def test_each_ddp_process_measures_its_share_and_the_sums_make_the_whole():
+    """With two processes each evaluates every other image of the sample (15 of 30) and hands
+    its sums to the strategy to add up; added, they give the one-process figures."""
+    alone, reduced_alone, fed_alone = _validated_on(1, 0, n_images=30)
+    assert (reduced_alone, fed_alone) == ([], 30)
+    shares = [_validated_on(2, rank, n_images=30) for rank in (0, 1)]
+    assert [fed for _, _, fed in shares] == [15, 15]
+    assert all([op for _, op in reduced] == ["sum"] for _, reduced, _ in shares)
+    loss_sum, correct, count = sum(reduced[0][0] for _, reduced, _ in shares).tolist()
+    assert count == 30
+    assert loss_sum / count == pytest.approx(alone["train_eval/loss"], rel=1e-6)
+    assert correct / count == pytest.approx(alone["train_eval/acc"])
+
+
+def test_a_sample_smaller_than_the_processes_is_measured_whole_by_each():
+    """One image for two processes: no share would be left for the second, so each measures
+    the whole sample and nothing is summed."""
+    alone, _, _ = _validated_on(1, 0, n_images=1)
+    for rank in (0, 1):
+        logged, reduced, fed = _validated_on(2, rank, n_images=1)
+        assert (reduced, fed, logged) == ([], 1, alone)

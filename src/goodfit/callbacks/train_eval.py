@@ -29,7 +29,9 @@ class TrainSetEvaluation(L.Callback):
     """Evaluate the module on `n_images` training images (None: as many as the validation set
     holds) after each validation, as validation does: `module(images)`, cross-entropy, eval
     mode. The sample is drawn once from its own seeded generator (the run's random streams are
-    left untouched) and kept on the module's device; `batch_size` images at a time."""
+    left untouched) and kept on the module's device; `batch_size` images at a time. With
+    several processes (DDP) each evaluates every `world_size`-th image of the sample and their
+    sums are added up, so the figures are the whole sample's at a share of the work."""
 
     # what it logs every validated epoch (a `monitor` may watch them)
     epoch_metrics = (f"{PREFIX}loss", f"{PREFIX}acc")
@@ -41,6 +43,7 @@ class TrainSetEvaluation(L.Callback):
         self.batch_size = require_count("TrainSetEvaluation: batch_size", batch_size)
         self._sample: tuple[torch.Tensor, torch.Tensor] | None = None
         self._skipped = False
+        self._sharded = False  # each process evaluates its share of the sample (DDP)
         self._n_classes: int | None = None  # the data's, to check the module's output against
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -55,20 +58,26 @@ class TrainSetEvaluation(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return  # trainer.validate() may have no training data set up
-        sample = self._sample_of(trainer.datamodule, pl_module)
+        sample = self._sample_of(trainer, pl_module)
         if sample is None:
             return
-        figures = self._evaluate(trainer, pl_module, *sample)
-        if figures is None:
+        sums = self._sums(trainer, pl_module, *sample)
+        if sums is None:
             return
-        loss, acc = figures
-        pl_module.log_dict({f"{PREFIX}loss": loss, f"{PREFIX}acc": acc}, sync_dist=True)
+        if self._sharded:  # every process measured its share: the sums of all of them
+            sums = trainer.strategy.reduce(sums, reduce_op="sum")
+        loss_sum, correct, count = sums
+        # The figures are now the same on every process; sync_dist keeps Lightning's check.
+        pl_module.log_dict({f"{PREFIX}loss": loss_sum / count, f"{PREFIX}acc": correct / count},
+                           sync_dist=True)  # fmt: skip
 
-    def _sample_of(self, datamodule: Any, module: L.LightningModule) -> Any:
-        """The training images evaluated every epoch, drawn at the first use; None (said once)
-        when the data keeps none in memory or the module has no `forward` to score them."""
+    def _sample_of(self, trainer: L.Trainer, module: L.LightningModule) -> Any:
+        """This process's share of the training images evaluated every epoch, drawn at the
+        first use; None (said once) when the data keeps none in memory or the module has no
+        `forward` to score them."""
         if self._sample is not None or self._skipped:
             return self._sample
+        datamodule = trainer.datamodule
         train, val = getattr(datamodule, "train", None), getattr(datamodule, "val", None)
         why = None
         if train is None or not hasattr(train, "images"):
@@ -81,15 +90,20 @@ class TrainSetEvaluation(L.Callback):
         wanted = self.n_images or (len(val.labels) if val is not None else len(train.labels))
         generator = torch.Generator().manual_seed(self.seed)
         order = torch.randperm(len(train.labels), generator=generator)[:wanted]
+        # Shares only when every process gets an image (each checks the module's output).
+        self._sharded = trainer.world_size > 1 and len(order) >= trainer.world_size
+        if self._sharded:
+            order = order[trainer.global_rank :: trainer.world_size]
         device = module.device
         self._sample = (train.images[order.to(train.images.device)].to(device),
                         train.labels[order.to(train.labels.device)].to(device))  # fmt: skip
         return self._sample
 
-    def _evaluate(self, trainer: L.Trainer, module: L.LightningModule, images: torch.Tensor,
-                  labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:  # fmt: skip
-        """The mean cross-entropy and accuracy; None (said once) when the module's output is
-        not one row of class scores per image, which a module of one's own may return."""
+    def _sums(self, trainer: L.Trainer, module: L.LightningModule, images: torch.Tensor,
+              labels: torch.Tensor) -> torch.Tensor | None:  # fmt: skip
+        """[summed cross-entropy, correct predictions, images] of this process's share; None
+        (said once) when the module's output is not one row of class scores per image, which a
+        module of one's own may return."""
         was_training = module.training
         module.eval()
         loss_sum = torch.zeros((), device=images.device)
@@ -108,7 +122,7 @@ class TrainSetEvaluation(L.Callback):
                 loss_sum += F.cross_entropy(logits.float(), labels[batch], reduction="sum")
                 correct += (logits.argmax(1) == labels[batch]).sum()
         module.train(was_training)
-        return loss_sum / len(labels), correct / len(labels)
+        return torch.stack([loss_sum, correct, torch.full_like(loss_sum, len(labels))])
 
     def _not_scores(self, module: L.LightningModule, output: Any, n_images: int) -> str | None:
         """Why `output`, the module's answer to `n_images` images, is not their class scores
