@@ -25,6 +25,10 @@ from .conftest import run_train
             r"optimizer \(torch\.optim\.SGD\) refuses its values: Invalid momentum value: -1",
         ),
         (("optimizer.weight_decay=-1",), r"Invalid weight_decay value: -1"),
+        (
+            ("optimizer=adam", "optimizer.betas=[0.9]"),  # torch reads betas[1]: an IndexError
+            r"optimizer \(torch\.optim\.Adam\) refuses its values: list index out of range$",
+        ),
         (("+optimizer.bogus=1",), r"unexpected keyword argument 'bogus'"),
     ],  # fmt: skip
 )

@@ -37,13 +37,15 @@ def rehearse_optimizer(
     optimizer_factory: OptimizerFactory, key: str = "optimizer", target: str | None = None
 ) -> Any:
     """Build the optimizer on a stand-in parameter; a ConfigError naming `key` when torch
-    refuses its values (ValueError) or its arguments (TypeError). `target`: the class as the
-    config names it (default: where the class is defined)."""
+    refuses its values (ValueError), its arguments (TypeError) or a list too short for it
+    (IndexError: `betas=[0.9]`). `target`: the class as the config names it (default: where
+    the class is defined)."""
     try:
         return optimizer_factory([torch.nn.Parameter(torch.zeros(2, 2))])
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, IndexError) as err:
         name = target or _target_name(optimizer_factory)
-        raise ConfigError(f"{key} ({name}) refuses its values: {err}") from None
+        said = str(err).splitlines()[0] if str(err) else type(err).__name__  # no OmegaConf trail
+        raise ConfigError(f"{key} ({name}) refuses its values: {said}") from None
 
 
 def _target_name(factory: Callable[..., Any]) -> str:
