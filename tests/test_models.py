@@ -125,3 +125,24 @@ def test_a_network_with_lazy_layers_is_not_probed():
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(10))
     check_fits_data(net, (1, 28, 28), num_classes=5, target="lazy")  # 10 scores: not looked at
     assert isinstance(net[1].weight, torch.nn.parameter.UninitializedParameter)
+
+
+def test_the_fit_check_leaves_a_part_kept_in_eval_mode_so():
+    """A network that keeps a part in eval mode from its constructor (a frozen BatchNorm) keeps
+    it so after the probe, which runs in eval mode: not all switched back to training mode."""
+    from goodfit.models.build import check_fits_data
+
+    frozen = torch.nn.BatchNorm1d(784).eval()
+    net = torch.nn.Sequential(torch.nn.Flatten(), frozen, torch.nn.Linear(784, 10))
+    check_fits_data(net, (1, 28, 28), num_classes=10, target="frozen")
+    assert [m.training for m in net] == [True, False, True]
+
+
+def test_bottleneck_features_leave_each_part_of_the_backbone_in_its_mode():
+    from goodfit.tasks.feature_head import bottleneck_features
+
+    frozen = torch.nn.BatchNorm1d(4).eval()
+    backbone = torch.nn.Sequential(torch.nn.Linear(3, 4), frozen)
+    features = bottleneck_features(backbone, torch.rand(5, 3), batch_size=2)
+    assert features.shape == (5, 4)
+    assert [m.training for m in backbone] == [True, False]

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from lightning.pytorch.trainer.states import TrainerFn
 
 from goodfit.runtime.errors import require_count
+from goodfit.runtime.modes import eval_mode
 
 log = logging.getLogger(__name__)
 
@@ -104,24 +105,20 @@ class TrainSetEvaluation(L.Callback):
         """[summed cross-entropy, correct predictions, images] of this process's share; None
         (said once) when the module's output is not one row of class scores per image, which a
         module of one's own may return."""
-        was_training = module.training
-        module.eval()
         loss_sum = torch.zeros((), device=images.device)
         correct = torch.zeros((), device=images.device)
         # In the run's precision, as validation: its input conversion (bf16-true, 64-true…)
         # and its step context (the autocast of bf16-mixed, 16-mixed).
         precision = trainer.precision_plugin
-        with torch.no_grad(), precision.val_step_context():
+        with torch.no_grad(), precision.val_step_context(), eval_mode(module):
             for start in range(0, len(labels), self.batch_size):
                 batch = slice(start, start + self.batch_size)
                 logits = module(precision.convert_input(images[batch]))
                 if start == 0 and (why := self._not_scores(module, logits, len(labels[batch]))):
-                    module.train(was_training)
                     self._skip(why)
                     return None
                 loss_sum += F.cross_entropy(logits.float(), labels[batch], reduction="sum")
                 correct += (logits.argmax(1) == labels[batch]).sum()
-        module.train(was_training)
         return torch.stack([loss_sum, correct, torch.full_like(loss_sum, len(labels))])
 
     def _not_scores(self, module: L.LightningModule, output: Any, n_images: int) -> str | None:

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from goodfit.runtime.errors import ConfigError, user_errors_of
+from goodfit.runtime.modes import eval_mode
 
 
 def build_network(
@@ -42,18 +43,14 @@ def check_fits_data(net: nn.Module, image_shape: tuple[int, int, int], num_class
     if any(is_lazy(p) for p in net.parameters()):
         return  # the probe would initialise them, drawing random numbers the run would draw later
     shape = "×".join(map(str, image_shape))
-    was_training = net.training
-    net.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(net):
             scores = net(torch.zeros(2, *image_shape))
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
         reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         raise ConfigError(
             f"model ({target}) fails on the data's {shape} images: {reason}"
         ) from None
-    finally:
-        net.train(was_training)
     got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
     if got != (2, num_classes):
         raise ConfigError(

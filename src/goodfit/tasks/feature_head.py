@@ -17,6 +17,7 @@ from goodfit.data.batches import TensorBatches
 from goodfit.data.contract import IN_MEMORY_ATTRIBUTES, check_contract
 from goodfit.lit.classifier import Classifier
 from goodfit.models.backbone import backbone_of
+from goodfit.runtime.modes import eval_mode
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +25,9 @@ log = logging.getLogger(__name__)
 @torch.no_grad()
 def bottleneck_features(backbone: nn.Module, images: Tensor, batch_size: int = 1000) -> Tensor:
     """The frozen backbone's output for every image, computed once, in inference mode."""
-    was_training = backbone.training
-    backbone.eval()
-    try:
+    with eval_mode(backbone):
         return torch.cat([backbone(images[i : i + batch_size])
                           for i in range(0, len(images), batch_size)])  # fmt: skip
-    finally:
-        backbone.train(was_training)
 
 
 class FeatureData(L.LightningDataModule):
