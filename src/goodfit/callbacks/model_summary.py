@@ -1,13 +1,22 @@
-"""The model summary at the start of a run: the network's layers, not the module's metrics."""
+"""The model summary at the start of a run: the network's layers, not the module's metrics,
+and what one image's forward pass costs."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import RichModelSummary
+from lightning.pytorch.utilities.model_summary import get_human_readable_count
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 from torchmetrics import Metric
+
+from goodfit.runtime.modes import eval_mode
+
+log = logging.getLogger(__name__)
 
 
 def metric_holders(module: nn.Module) -> list[str]:
@@ -26,6 +35,37 @@ def metric_holders(module: nn.Module) -> list[str]:
     return holders
 
 
+def one_image_flops(trainer: L.Trainer, module: L.LightningModule) -> dict[str, int] | str:
+    """The FLOPs of one image's forward pass through `module`, by submodule name ("" for the
+    whole), as torch's FlopCounterMode counts them: a blank image of the data's shape, in eval
+    mode, without gradients, in the run's precision, with the random streams left as they were.
+    Or why it is not measured: no image shape, no forward, or a compiled network (the pass
+    would compile it for a batch of one)."""
+    shape = getattr(trainer.datamodule, "image_shape", None)
+    if shape is None:
+        return "the data gives no image shape"
+    if type(module).forward is L.LightningModule.forward:
+        return f"{type(module).__name__} defines no forward()"
+    # goodfit compiles in place (nn.Module.compile), which only this attribute shows
+    if any(getattr(sub, "_compiled_call_impl", None) is not None for sub in module.modules()):
+        return "the network is compiled"
+    precision, counter = trainer.precision_plugin, FlopCounterMode(display=False)
+    devices = [module.device] if module.device.type == "cuda" else []
+    try:
+        image = precision.convert_input(torch.zeros(1, *shape, device=module.device))
+        with (
+            torch.random.fork_rng(devices=devices), torch.no_grad(), eval_mode(module),
+            precision.forward_context(), counter,
+        ):  # fmt: skip
+            module(image)
+    except Exception as err:  # a module of one's own may want other input: the summary goes on
+        return f"{type(module).__name__}(one image) failed: {type(err).__name__}: {err}"
+    root = type(module).__name__
+    counts = {name.removeprefix(root).removeprefix("."): sum(by_op.values())
+              for name, by_op in counter.get_flop_counts().items() if name != "Global"}  # fmt: skip
+    return {**counts, "": counter.get_total_flops()}
+
+
 class ModelSummary(RichModelSummary):
     """Lightning's RichModelSummary, less the rows of the metric holders (`metric_holders`):
     the table lists the network, and one line below it names what was left out. Parameter
@@ -34,9 +74,15 @@ class ModelSummary(RichModelSummary):
     def __init__(self, max_depth: int = 1, **summarize_kwargs: Any) -> None:
         super().__init__(max_depth, **summarize_kwargs)
         self._left_out: list[str] = []
+        self._flops: dict[str, int] | str = {}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._max_depth or not trainer.is_global_zero:
+            return super().on_fit_start(trainer, pl_module)  # no table: nothing to measure
         self._left_out = metric_holders(pl_module)
+        # Lightning measures FLOPs itself only on a module's `example_input_array`.
+        if getattr(pl_module, "example_input_array", None) is None:
+            self._flops = one_image_flops(trainer, pl_module)
         super().on_fit_start(trainer, pl_module)
 
     def summarize(  # an instance method here: Lightning calls it as self.summarize(...)
@@ -55,10 +101,23 @@ class ModelSummary(RichModelSummary):
         kept = [i for i, name in enumerate(names) if not self._hidden(name)]
         table = [(column, [values[i] for i in kept]) for column, values in summary_data]
         table[0] = (table[0][0], [str(row) for row in range(len(kept))])  # renumbered
+        flops, said = self._flops, None
+        if isinstance(flops, dict) and flops:
+            readable = [
+                get_human_readable_count(flops.get(name, 0)) for name in dict(table)["Name"]
+            ]
+            table = [
+                (column, readable if column == "FLOPs" else values) for column, values in table
+            ]
+            total_flops, said = flops[""], "FLOPs: one image's forward pass, in eval mode"
+        elif isinstance(flops, str):
+            said = f"FLOPs: not measured ({flops})"
         RichModelSummary.summarize(
             table, total_parameters, trainable_parameters, model_size, total_training_modes,
             total_flops, **summarize_kwargs,
         )  # fmt: skip
+        if said:
+            get_console().print(said)
         if self._left_out:
             get_console().print(f"Not listed (metrics): {', '.join(self._left_out)}")
 
