@@ -135,6 +135,11 @@ def test_flops_are_not_measured_where_the_pass_would_cost_or_fail():
     assert one_image_flops(trainer, compiled) == "the network is compiled"
     bare = L.LightningModule()
     assert one_image_flops(trainer, bare) == "LightningModule defines no forward()"
+    other_input = Classifier(torch.nn.Bilinear(3, 3, 10), class_names=list("0123456789"))
+    assert one_image_flops(trainer, other_input) == (
+        "Classifier(one image) failed: TypeError: Bilinear.forward() missing 1 required "
+        "positional argument: 'input2'"
+    )
     no_shape = SimpleNamespace(datamodule=None, precision_plugin=Precision())
     assert one_image_flops(no_shape, _Noisy(MLP(), class_names="ab")) == (
         "the data gives no image shape"
