@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import lightning as L
@@ -51,6 +52,19 @@ def test_progress_bar_updates_every_n_batches_and_at_epoch_end(monkeypatch):
     monkeypatch.setattr(RichProgressBar, "on_train_batch_end", counting)
     tiny_fit([ThrottledRichProgressBar(update_every=4)], n=40, batch_size=4, epochs=2)
     assert updates == [4, 8, 10] * 2  # 10 batches an epoch: every 4th, and the last
+
+
+@pytest.mark.parametrize("leave", [False, True])
+def test_each_finished_epochs_bar_shows_that_epochs_training_figures(leave, capsys):
+    """The Classifier logs train/loss in its on_train_epoch_end, which Lightning calls after
+    the callbacks': the bar left on screen (the last one; with leave=true, every epoch's)
+    shows its own epoch's figure, not the epoch before's."""
+    history = EpochHistory()
+    torch.manual_seed(0)
+    tiny_fit([ThrottledRichProgressBar(update_every=4, leave=leave), history], epochs=3)
+    shown = re.findall(r"train/loss: ([0-9.]+)", capsys.readouterr().out)
+    losses = [f"{row['train_loss']:.3f}" for row in history.history]
+    assert shown == (losses if leave else losses[-1:])
 
 
 def test_progress_bar_rejects_bad_interval():

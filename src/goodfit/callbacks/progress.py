@@ -39,3 +39,18 @@ class ThrottledRichProgressBar(RichProgressBar):
             super().on_validation_batch_end(
                 trainer, pl_module, outputs, batch, batch_idx, dataloader_idx
             )
+
+    def _show_finished_epoch(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Lightning calls the callbacks' `on_train_epoch_end` before the module's, where the
+        Classifier (and any module that logs there) logs the epoch's training figures: the
+        finished epoch's bar would keep showing the epoch before's. Shown once logged."""
+        if not self.is_disabled and self.train_progress_bar_id is not None:
+            RichProgressBar.on_train_epoch_end(self, trainer, pl_module)  # metrics and redraw
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._show_finished_epoch(trainer, pl_module)  # before the bar is reset or kept
+        super().on_train_epoch_start(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._show_finished_epoch(trainer, pl_module)  # the last bar, which stays on screen
+        super().on_train_end(trainer, pl_module)
