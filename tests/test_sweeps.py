@@ -97,3 +97,23 @@ def test_slurm_launcher_config_composes():
     launcher = result.stdout.split("  launcher:", 1)[1]
     assert "SlurmLauncher" in launcher and "partition: gpu" in launcher
     assert "timeout_min: 240" in launcher and "max_num_timeout: 3" in launcher
+
+
+def test_a_job_refused_for_another_runs_folder_shows_none_of_its_figures(tmp_path):
+    """The job failed before any work because its folder holds an earlier run: its row says so
+    and does not borrow that run's test accuracy."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from goodfit.hydra_ext.sweep_summary import job_row
+    from goodfit.runtime.errors import RunFolderInUseError
+
+    folder = tmp_path / "experiment=good"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"status": "completed", "test_acc": 0.88}))
+    in_use = RunFolderInUseError(f"{folder} already holds a run")
+    refused = JobReturn(["experiment=good"], status=JobStatus.FAILED, _return_value=in_use)
+    row = job_row(refused, folder, job_num=0)
+    assert (row["status"], row["test_acc"], row["verdict"]) == ("failed", "", "")
+    assert row["error"] == f"RunFolderInUseError: {folder} already holds a run"
+    finished = JobReturn(overrides=["experiment=good"], status=JobStatus.COMPLETED)
+    assert job_row(finished, folder, job_num=0)["test_acc"] == 0.88  # its own run: read

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from goodfit.runtime.atomic import write_text_atomic
 from goodfit.runtime.distributed import is_rank_zero
+from goodfit.runtime.errors import RunFolderInUseError
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,13 @@ ROWS_DIR = ".jobs"
 
 def job_row(job_return: JobReturn, run_dir: Path, job_num: int, job: str = "") -> dict[str, Any]:
     """A job's row: its figures from summary.json, or its error when it failed. A search trial
-    that its pruner stopped early is `pruned` (its figures are those of its epochs)."""
+    that its pruner stopped early is `pruned` (its figures are those of its epochs). A job
+    refused because its folder holds another run shows none of that run's figures."""
     summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    someone_elses = isinstance(job_return._return_value, RunFolderInUseError)
+    summary = {}
+    if summary_path.is_file() and not someone_elses:
+        summary = json.loads(summary_path.read_text())
     failed = job_return.status != JobStatus.COMPLETED or summary.get("status") == "failed"
     error = ""
     if job_return.status == JobStatus.FAILED:
