@@ -46,6 +46,8 @@ def test_summary_json(good_run):
     assert summary["experiment"] == "good" and summary["model"] == "mlp_good"
     assert summary["optimizer"] == "sgd" and summary["seed"] == 42
     assert summary["params_total"] == summary["params_trainable"] == 694_950
+    # one image through 784 → 784 → 100 → 10: a multiply and an add per weight
+    assert summary["flops_per_image"] == 2 * (784 * 784 + 784 * 100 + 100 * 10)
     # 600 synthetic training images, 6% held out at the tail
     assert (summary["n_train"], summary["n_val"], summary["n_test"]) == (564, 36, 200)
     assert summary["epochs_run"] == 3

@@ -122,5 +122,10 @@ class ModelSummary(RichModelSummary):
         if self._left_out:
             get_console().print(f"Not listed (metrics): {', '.join(self._left_out)}")
 
+    def summary_fields(self) -> dict[str, Any]:
+        """What the run's summary.json records: `flops_per_image`, when measured."""
+        measured = isinstance(self._flops, dict) and "" in self._flops
+        return {"flops_per_image": self._flops[""]} if measured else {}
+
     def _hidden(self, name: str) -> bool:
         return any(name == held or name.startswith(f"{held}.") for held in self._left_out)
