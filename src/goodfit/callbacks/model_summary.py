@@ -3,7 +3,6 @@ and what one image's forward pass costs."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import lightning as L
@@ -15,8 +14,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchmetrics import Metric
 
 from goodfit.runtime.modes import eval_mode
-
-log = logging.getLogger(__name__)
 
 
 def metric_holders(module: nn.Module) -> list[str]:
@@ -70,18 +67,19 @@ def one_image_flops(trainer: L.Trainer, module: L.LightningModule) -> dict[str, 
 class ModelSummary(RichModelSummary):
     """Lightning's RichModelSummary, less the rows of the metric holders (`metric_holders`):
     the table lists the network, and one line below it names what was left out. Parameter
-    counts and sizes are Lightning's, unchanged."""
+    counts and sizes are Lightning's, unchanged; the FLOPs are one image's (`one_image_flops`),
+    which Lightning counts only on a module's `example_input_array`."""
 
     def __init__(self, max_depth: int = 1, **summarize_kwargs: Any) -> None:
         super().__init__(max_depth, **summarize_kwargs)
+        self.max_depth = max_depth
         self._left_out: list[str] = []
         self._flops: dict[str, int] | str = {}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._max_depth or not trainer.is_global_zero:
+        if not self.max_depth or not trainer.is_global_zero:
             return super().on_fit_start(trainer, pl_module)  # no table: nothing to measure
         self._left_out = metric_holders(pl_module)
-        # Lightning measures FLOPs itself only on a module's `example_input_array`.
         if getattr(pl_module, "example_input_array", None) is None:
             self._flops = one_image_flops(trainer, pl_module)
         super().on_fit_start(trainer, pl_module)
