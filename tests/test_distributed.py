@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,10 +117,35 @@ def test_ddp_inside_a_multirun_relaunches_its_own_job_alone(synthetic_dir, tmp_p
     output = ddp_multirun(ROOT / "train.py", tmp_path / "sweep", synthetic_dir)
     assert relaunch_problems(tmp_path / "sweep", output) == []
     assert_one_record(tmp_path / "sweep" / "trainer=ddp_sim", synthetic_dir)
+    # the console shows each job's start once; the second process says it in its own file
+    assert output.count("Run folder ") == 2
+    child_log = tmp_path / "sweep" / "trainer=ddp_sim" / "train_ddp_process_1.log"
+    assert "Run folder " in child_log.read_text()
     # The same checks catch Lightning's own relaunch (goodfit's made a no-op).
     noop = ROOT / "tests" / "noop_relaunch_train.py"
     output = ddp_multirun(noop, tmp_path / "noop", synthetic_dir)
     assert relaunch_problems(tmp_path / "noop", output), "the checks must see the difference"
+
+
+@pytest.mark.parametrize(("rank", "console_level"), [("0", logging.INFO), ("1", logging.ERROR)])
+def test_other_processes_say_only_errors_on_the_console(monkeypatch, tmp_path, rank, console_level):
+    from goodfit.runtime.distributed import quiet_console_of_other_processes
+
+    monkeypatch.setenv("LOCAL_RANK", rank)
+    console = logging.StreamHandler(sys.stdout)
+    console.setLevel(logging.INFO)
+    file = logging.FileHandler(tmp_path / "train_ddp_process_1.log")
+    file.setLevel(logging.INFO)
+    root = logging.getLogger()
+    for handler in (console, file):
+        root.addHandler(handler)
+    try:
+        quiet_console_of_other_processes()
+    finally:
+        for handler in (console, file):
+            root.removeHandler(handler)
+        file.close()
+    assert (console.level, file.level) == (console_level, logging.INFO)
 
 
 def test_a_moved_launcher_function_fails_loudly(monkeypatch):

@@ -1,8 +1,11 @@
-"""Multi-process runs: which process this is, and a process group that ends with its run."""
+"""Multi-process runs: which process this is, its console, and a process group that ends with
+its run."""
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,6 +15,18 @@ _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
 def is_rank_zero() -> bool:
     """True in the first process of a run (and in a run of one process)."""
     return all(os.environ.get(name, "0") == "0" for name in _RANK_VARIABLES)
+
+
+def quiet_console_of_other_processes() -> None:
+    """In any process but the first, the log's console handlers pass errors only: each process
+    keeps its whole log in its own file (`train_ddp_process_1.log`), and the console, which the
+    processes share, does not show the first one's lines twice (as Lightning's rank-zero
+    messages are shown once)."""
+    if is_rank_zero():
+        return
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "stream", None) in (sys.stdout, sys.stderr):
+            handler.setLevel(logging.ERROR)
 
 
 # What Lightning's subprocess launcher writes into the launching process's environment.

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, open_dict
 
 from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.run_folder import auto_resume_state
+from goodfit.runtime.distributed import quiet_console_of_other_processes
 from goodfit.tasks import finetune, train
 from goodfit.tasks.resume import load_resumed_run
 
@@ -51,6 +52,7 @@ def auto_resume(cfg: DictConfig) -> str:
 
 def train_command(cfg: DictConfig) -> dict[str, Any]:
     """What `python train.py` does with its composed config; returns the run's summary."""
+    quiet_console_of_other_processes()
     share_cores_with_parallel_jobs()
     choices = None
     auto = cfg.get("resume") == "auto"
