@@ -91,3 +91,14 @@ def test_a_trainer_lightning_refuses_is_a_config_error_naming_the_key(
     with pytest.raises(ConfigError) as refused:
         build_trainer(cfg, callbacks=[], loggers=[])
     assert str(refused.value).startswith(message)
+
+
+def test_an_errors_first_line_is_what_a_message_quotes():
+    """One line of a library's error in goodfit's messages: no trail, bounded, never empty."""
+    from goodfit.runtime.errors import first_line
+
+    assert first_line(IndexError("list index out of range\n    full_key: [1]")) == (
+        "list index out of range"
+    )
+    assert first_line(ValueError("x" * 500), limit=10) == "x" * 10
+    assert first_line(RuntimeError("")) == "RuntimeError"

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchmetrics import Metric
 
+from goodfit.runtime.errors import first_line
 from goodfit.runtime.modes import eval_mode
 
 
@@ -56,8 +57,8 @@ def one_image_flops(trainer: L.Trainer, module: L.LightningModule) -> dict[str, 
         ):  # fmt: skip
             module(image)
     except Exception as err:  # a module of one's own may want other input: the summary goes on
-        said = (str(err).strip().splitlines() or [""])[0][:200]  # one line in the summary
-        return f"{type(module).__name__}(one image) failed: {type(err).__name__}: {said}"
+        failed = f"{type(err).__name__}: {first_line(err, 200)}"
+        return f"{type(module).__name__}(one image) failed: {failed}"
     root = type(module).__name__
     counts = {name.removeprefix(root).removeprefix("."): sum(by_op.values())
               for name, by_op in counter.get_flop_counts().items() if name != "Global"}  # fmt: skip

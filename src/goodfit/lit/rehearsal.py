@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from goodfit.runtime.errors import ConfigError
+from goodfit.runtime.errors import ConfigError, first_line
 
 # A schedule is rehearsed for at most this many steps (50,000 cosine steps: ~0.1 s on 2 cores).
 # Longer runs (or max_epochs=-1) are rehearsed for their first REHEARSAL_LIMIT steps.
@@ -44,8 +44,7 @@ def rehearse_optimizer(
         return optimizer_factory([torch.nn.Parameter(torch.zeros(2, 2))])
     except (ValueError, TypeError, IndexError) as err:
         name = target or _target_name(optimizer_factory)
-        said = str(err).splitlines()[0] if str(err) else type(err).__name__  # no OmegaConf trail
-        raise ConfigError(f"{key} ({name}) refuses its values: {said}") from None
+        raise ConfigError(f"{key} ({name}) refuses its values: {first_line(err)}") from None
 
 
 def _target_name(factory: Callable[..., Any]) -> str:

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from goodfit.runtime.errors import ConfigError, user_errors_of
+from goodfit.runtime.errors import ConfigError, first_line, user_errors_of
 from goodfit.runtime.modes import eval_mode
 
 
@@ -47,9 +47,8 @@ def check_fits_data(net: nn.Module, image_shape: tuple[int, int, int], num_class
         with torch.no_grad(), eval_mode(net):
             scores = net(torch.zeros(2, *image_shape))
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
-        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         raise ConfigError(
-            f"model ({target}) fails on the data's {shape} images: {reason}"
+            f"model ({target}) fails on the data's {shape} images: {first_line(err)}"
         ) from None
     got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
     if got != (2, num_classes):

@@ -18,7 +18,7 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from goodfit.runtime.atomic import atomic_path, storage_error
-from goodfit.runtime.errors import CheckpointError
+from goodfit.runtime.errors import CheckpointError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def load_checkpoint(path: Path, name: str = "checkpoint") -> dict[str, Any]:
         raise UnsafeCheckpointError(
             f"{name}={path}: refused. The file holds Python objects other than tensors and plain "
             "containers, which could run code when opened, so goodfit did not open it. "
-            f"(torch: {str(err).splitlines()[0][:200]})"
+            f"(torch: {first_line(err, 200)})"
         ) from None
     except Exception as err:  # truncated, not a zip, not a pickle: damaged or foreign
         raise CheckpointError(f"{name}={path}: damaged or not a checkpoint ({err})") from None

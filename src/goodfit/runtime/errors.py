@@ -61,6 +61,13 @@ class BackboneError(UserError, RuntimeError):
     """A pretrained backbone is missing or does not fit the network."""
 
 
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """An exception's message as one line for a user's message: its first line (no traceback
+    or OmegaConf key trail), at most `limit` characters; its type's name when it says nothing."""
+    lines = str(err).strip().splitlines()
+    return lines[0][:limit] if lines else type(err).__name__
+
+
 def require_count(what: str, value: Any, low: int = 1) -> int:
     """`value` when it is an integer >= `low`, else a ValueError naming `what` (an argument
     of a class built in code, which the config checks cannot see)."""

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from goodfit.hydra_ext.targets import check_targets, targets
 from goodfit.runtime.checkpoint_io import CONFIG_KEY, load_checkpoint
-from goodfit.runtime.errors import CheckpointError, ConfigError
+from goodfit.runtime.errors import CheckpointError, ConfigError, first_line
 
 TRUSTED_PACKAGES = ("goodfit", "torch", "torchvision", "lightning")
 TRUSTED_VALUES = ("datetime.timedelta",)  # plain values a config may build (a DDP timeout)
@@ -113,7 +113,7 @@ def load_trained(path: Path, trust: bool = False, name: str = "ckpt_path") -> Tr
     except RuntimeError as err:  # weights whose shapes do not fit the saved config
         raise CheckpointError(
             f"{name}={path}: its weights do not fit the network its config describes "
-            f"({str(err).splitlines()[0][:300]})"
+            f"({first_line(err)})"
         ) from None
     except TypeError as err:  # an __init__ argument that save_hyperparameters left out
         raise CheckpointError(

@@ -27,7 +27,7 @@ from goodfit.records.diagnosis import Thresholds
 from goodfit.records.publish import closing
 from goodfit.runtime.atomic import write_json_atomic
 from goodfit.runtime.distributed import is_rank_zero, own_process_group
-from goodfit.runtime.errors import CheckpointError, RunFolderInUseError, UserError
+from goodfit.runtime.errors import CheckpointError, RunFolderInUseError, UserError, first_line
 from goodfit.tasks import assemble
 from goodfit.tasks.record import record_run
 
@@ -147,7 +147,7 @@ def _fit_and_record(
                 raise
             raise CheckpointError(
                 f"resume: {ckpt_path} does not fit the network its run's config describes "
-                f"({str(err).splitlines()[0][:300]})"
+                f"({first_line(err)})"
             ) from None
         _stop_if_signalled(trainer)
         fit_seconds = time.perf_counter() - started
