@@ -66,6 +66,7 @@ def measure_paired(
 # second) between goodfit's: the host's speed changes from second to second here.
 INTERLEAVE_SAMPLES = 4096
 PATHS = ("perf=default", "perf=fast")  # goodfit's two paths, each timed against the loop
+DEFAULT_EXPERIMENTS = ("good", "good_fast")  # whole runs timed after the per-epoch table
 LOOP, BARE = "plain PyTorch loop", "Lightning alone (bench/bare.py)"
 
 
@@ -202,8 +203,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 512])
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--compile", action="store_true", help="also time model.compile=true")
-    parser.add_argument("--experiments", nargs="*", default=["good", "good_fast"],
-                        help="whole experiments to time (default: good good_fast)")  # fmt: skip
+    parser.add_argument("--experiments", nargs="*", default=None,
+                        help="whole experiments to time (default: good good_fast; "
+                        "none with --overrides)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="where to write the JSON results")
     parser.add_argument(
         "--overrides", nargs="+", default=[], metavar="KEY=VALUE",
@@ -213,6 +215,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--loop-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.experiments is None:  # --overrides asks for one comparison, not the whole bench
+        args.experiments = [] if args.overrides else list(DEFAULT_EXPERIMENTS)
     for name in ("epochs", "repeat", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}={getattr(args, name)}: must be >= 1")

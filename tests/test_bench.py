@@ -103,6 +103,19 @@ def test_pooling_leaves_out_each_runs_warm_up():
     assert pooled["startup_seconds"] == 2.5 and pooled["peak_memory_mb"] == 12
 
 
+@pytest.mark.parametrize(
+    ("argv", "experiments"),
+    [
+        ([], ["good", "good_fast"]),
+        (["--experiments"], []),
+        (["--overrides", "perf=fast"], []),  # one comparison, as its help says
+        (["--overrides", "perf=fast", "--experiments", "good"], ["good"]),
+    ],
+)
+def test_whole_experiments_run_unless_overrides_ask_for_one_comparison(argv, experiments):
+    assert bench.parse_args(argv).experiments == experiments
+
+
 @pytest.mark.parametrize("argv", [["--repeat", "0"], ["--epochs", "0"], ["--batch-sizes", "0"]])
 def test_bench_refuses_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
