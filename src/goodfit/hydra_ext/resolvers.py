@@ -137,22 +137,20 @@ def unless_resuming(resume: str | None, run_dir: str, value: str) -> str | None:
 
 
 def register() -> None:
-    if not OmegaConf.has_resolver("goodfit.uid"):
-        OmegaConf.register_new_resolver("goodfit.uid", lambda: RUN_UID)
-    if not OmegaConf.has_resolver("goodfit.folder_part"):
-        OmegaConf.register_new_resolver("goodfit.folder_part", folder_part)
-    if not OmegaConf.has_resolver("goodfit.job_dir"):
-        OmegaConf.register_new_resolver("goodfit.job_dir", job_dirname)
-    if not OmegaConf.has_resolver("goodfit.run_name"):
-        OmegaConf.register_new_resolver("goodfit.run_name", run_name)
-    if not OmegaConf.has_resolver("goodfit.logger_root"):
-        OmegaConf.register_new_resolver("goodfit.logger_root", logger_root)
-    if not OmegaConf.has_resolver("goodfit.resume_or"):
-        OmegaConf.register_new_resolver("goodfit.resume_or", resume_or)
-    if not OmegaConf.has_resolver("data"):
-        OmegaConf.register_new_resolver("data", data_fact)
-    if not OmegaConf.has_resolver("goodfit.unless_resuming"):
-        OmegaConf.register_new_resolver("goodfit.unless_resuming", unless_resuming)
+    """Register goodfit's resolvers with OmegaConf (once per process)."""
+    resolvers = {
+        "goodfit.uid": lambda: RUN_UID,
+        "goodfit.folder_part": folder_part,
+        "goodfit.job_dir": job_dirname,
+        "goodfit.run_name": run_name,
+        "goodfit.logger_root": logger_root,
+        "goodfit.resume_or": resume_or,
+        "data": data_fact,
+        "goodfit.unless_resuming": unless_resuming,
+    }
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 register()

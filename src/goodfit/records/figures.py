@@ -151,14 +151,19 @@ def comparison(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], path: Pa
                 ax.plot(
                     epochs, values, style, color=color, markersize=3, label=f"{label} ({curve})"
                 )
+    _label_curve_axes(axes, "")
+    return _save(fig, path)
+
+
+def _label_curve_axes(axes: Sequence[Any], prefix: str) -> None:
+    """Titles, labels, grid and legend of a loss and an accuracy panel of learning curves."""
     for ax, name in zip(axes, ("loss", "accuracy"), strict=True):
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
-        ax.set_title(f"{name}: training (solid) and validation (dashed)")
+        ax.set_title(f"{prefix}{name}: training (solid) and validation (dashed)")
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True, min_n_ticks=1)
     axes[1].legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
 
 
 def _band(
@@ -203,13 +208,7 @@ def group_comparison(
                 label = f"{name} ({curve}, {len(histories)} runs)"
                 ax.plot(epochs, mean, style, color=color, markersize=3, label=label)
                 ax.fill_between(epochs, low, high, color=color, alpha=0.15, linewidth=0)
-    for ax, name in zip(axes, ("loss", "accuracy"), strict=True):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
-        ax.set_title(f"mean {name}: training (solid) and validation (dashed)")
-        ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True, min_n_ticks=1)
-    axes[1].legend(fontsize=8, loc="lower right")
+    _label_curve_axes(axes, "mean ")
     fig.suptitle("Bands: ±1 standard deviation over the runs (min–max with fewer than 3 runs)")
     return _save(fig, path)
 
