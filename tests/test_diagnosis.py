@@ -220,6 +220,29 @@ def test_at_chance_a_gap_is_not_overfitting_unless_the_training_images_are_learn
     assert "not learning" not in " ".join(d.reasons)
 
 
+def test_at_chance_the_training_accuracy_measured_as_validation_decides():
+    """One short epoch of a ResNet on 100 images: the curve's training accuracy (training mode,
+    batch statistics) reached 0.20, but measured as validation is (callbacks.train_eval) the
+    training images are at chance like the held-out ones: the model learned nothing that eval
+    mode shows, so "underfitting", not "fits its training images" (it was "overfitting")."""
+    curves = history([2.14], [2.30], [0.10], train_acc=0.20)
+    measured = [{**h, "train_eval_loss": 2.29, "train_eval_acc": 0.11} for h in curves]
+    d = diagnose(measured, n_val=2000, n_test=2000, test_acc=0.10, num_classes=10)
+    assert d.labels[0] == UNDERFITTING and OVERFITTING not in d.labels
+    assert "not learning" in d.reasons[0]
+    assert "training curve's accuracy reached 0.2000" in d.reasons[0]
+    assert "(train_eval/acc) the training images are at 0.1100" in d.reasons[0]
+    assert diagnose(curves, n_val=2000, n_test=2000, test_acc=0.10,
+                    num_classes=10).labels[0] == OVERFITTING  # without the measurement  # fmt: skip
+    learnt = [{**h, "train_eval_acc": 0.95} for h in curves]
+    d = diagnose(learnt, n_val=2000, n_test=2000, test_acc=0.10, num_classes=10)
+    assert d.labels[0] == OVERFITTING
+    assert (
+        "training accuracy measured as validation is (train_eval/acc) reached 0.9500"
+        in (d.reasons[0])
+    )
+
+
 def test_accuracy_near_chance_is_never_a_good_fit():
     """A model that learned nothing can have flat, close curves: the verdict must not be good."""
     flat = [2.30, 2.30, 2.30]

@@ -95,22 +95,33 @@ def _near_chance(val_accs: Sequence[float], test_acc: float | None, num_classes:
     return _AtChance(best, chance, limit, num_classes) if best < limit else None
 
 
-def _judge_at_chance(at: _AtChance, train_accs: Sequence[float], found: _Findings) -> None:
+def _judge_at_chance(
+    at: _AtChance, train_accs: Sequence[float], measured_acc: float | None, found: _Findings
+) -> None:
     """Held-out accuracy at chance comes first in the verdict. With the training accuracy at
     chance too, the model learns nothing: underfitting, and a gap between its losses is no
     overfitting. With the training accuracy well above it, the model fits its training images
-    alone: overfitting."""
+    alone: overfitting. The training accuracy is the one measured as validation is
+    (`measured_acc`, callbacks.train_eval) when recorded: the curve's is an epoch's mean in
+    training mode, which batch norm's batch statistics can lift above what the model does."""
     where = (f"The best accuracy ({at.best:.4f}) stays near chance ({at.chance:.4f} for "
              f"{at.num_classes} classes; below {at.limit:.4f})")  # fmt: skip
-    if train_accs and train_accs[-1] >= at.limit:
+    train_acc = measured_acc if measured_acc is not None else (train_accs or [None])[-1]
+    measured = " measured as validation is (train_eval/acc)" if measured_acc is not None else ""
+    if train_acc is not None and train_acc >= at.limit:
         label = OVERFITTING
-        reason = (f"{where} on held-out images, while the training accuracy reached "
-                  f"{train_accs[-1]:.4f}: the model fits its training images without learning "
+        reason = (f"{where} on held-out images, while the training accuracy{measured} reached "
+                  f"{train_acc:.4f}: the model fits its training images without learning "
                   "what carries over to others.")  # fmt: skip
     else:
         label = UNDERFITTING
         reason = (f"{where}: the model is not learning. Check the learning rate, the data and "
                   "the batch size.")  # fmt: skip
+        if measured and train_accs and train_accs[-1] >= at.limit:
+            reason += (f" The training curve's accuracy reached {train_accs[-1]:.4f} (the "
+                       "epoch's mean in training mode), but measured as validation is "
+                       f"(train_eval/acc) the training images are at {measured_acc:.4f}, near "
+                       "chance too.")  # fmt: skip
         if OVERFITTING in found.labels:
             found.labels.remove(OVERFITTING)
             found.reasons.append(
@@ -282,7 +293,9 @@ def diagnose(
     at_chance = _near_chance(val_accs, test_acc, num_classes, t.chance_margin)
     if at_chance:  # the first thing to say: nothing else matters while it does not generalize
         train_accs = [float(h["train_acc"]) for h in epochs if h.get("train_acc") is not None]
-        _judge_at_chance(at_chance, train_accs, found)
+        measured_acc = epochs[-1].get("train_eval_acc")
+        measured_acc = None if measured_acc is None else float(measured_acc)
+        _judge_at_chance(at_chance, train_accs, measured_acc, found)
     if not found.labels:
         found.labels.append(GOOD_FIT if still_falling is not None else TOO_SHORT)
     return Diagnosis(found.labels, found.reasons, generalization_gap=gap,
