@@ -127,6 +127,66 @@ def test_ddp_inside_a_multirun_relaunches_its_own_job_alone(synthetic_dir, tmp_p
     assert relaunch_problems(tmp_path / "noop", output), "the checks must see the difference"
 
 
+def test_a_child_process_composes_from_the_same_config_folders(monkeypatch, tmp_path):
+    """The relaunched process gets the job's --config-path/--config-dir/--config-name and its
+    own Hydra overrides (a user's hydra.searchpath), but nothing of the sweep it ran in."""
+    from omegaconf import OmegaConf
+
+    from goodfit.hydra_ext import relaunch
+
+    def source(path: str, schema: str, provider: str) -> dict:
+        return {"path": path, "schema": schema, "provider": provider}
+
+    cfg = OmegaConf.create({
+        "runtime": {"cwd": str(tmp_path), "output_dir": str(tmp_path / "sweep" / "0"),
+                    "config_sources": [source("hydra.conf", "pkg", "hydra"),
+                                       source(str(tmp_path / "conf"), "file", "main"),
+                                       source(str(tmp_path / "mine"), "file", "command-line")]},
+        "job": {"config_name": "train"},
+        "overrides": {
+            "task": ["module=mine", "+hparams_search=optuna", "seed=3"],
+            "hydra": ["hydra.searchpath=[file:///my/conf]", "hydra.mode=MULTIRUN",
+                      "hydra/launcher=joblib", "hydra.sweeper.n_trials=3",
+                      "hydra.run.dir=elsewhere", "hydra.job.chdir=false"],
+        },
+    })  # fmt: skip
+    monkeypatch.setattr(relaunch, "hydra_cfg", lambda: cfg)
+    command, cwd = relaunch.child_command(1)
+    args = command[2:]
+    assert cwd == str(tmp_path)
+    assert args[:3] == ["--config-name=train", f"--config-path={tmp_path / 'conf'}",
+                        f"--config-dir={tmp_path / 'mine'}"]  # fmt: skip
+    assert "module=mine" in args and "seed=3" in args
+    assert "hydra.searchpath=[file:///my/conf]" in args and "hydra/launcher=joblib" in args
+    assert "hydra.job.chdir=false" in args
+    for dropped in ("+hparams_search=optuna", "hydra.mode=MULTIRUN", "hydra.sweeper.n_trials=3",
+                    "hydra.run.dir=elsewhere"):  # fmt: skip
+        assert dropped not in args
+    assert f'hydra.run.dir="{tmp_path / "sweep" / "0"}"' in args and "hydra.mode=RUN" in args
+
+
+@pytest.mark.slow
+def test_ddp_finds_a_users_config_folders(synthetic_dir, tmp_path):
+    """A module config found through hydra.searchpath and a model config found through
+    --config-dir reach DDP's second process too (it composed without them and failed)."""
+    (tmp_path / "search" / "module").mkdir(parents=True)
+    (tmp_path / "search" / "module" / "mine.yaml").write_text(
+        (ROOT / "conf" / "module" / "classifier.yaml").read_text()
+    )
+    (tmp_path / "dir" / "model").mkdir(parents=True)
+    (tmp_path / "dir" / "model" / "narrow.yaml").write_text(
+        "defaults:\n  - mlp_good\n  - _self_\nhidden: [16]\n"
+    )
+    run_dir = tmp_path / "run"
+    run_train("--config-dir", str(tmp_path / "dir"), f"hydra.searchpath=[file://{tmp_path}/search]",
+              "module=mine", "model=narrow", "trainer=ddp_sim", "debug=fast",
+              f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir))  # fmt: skip
+    child = (run_dir / "train_ddp_process_1.log").read_text()
+    assert "overrides: module=mine model=narrow" in child
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["params_total"] == 784 * 16 + 16 + 16 * 10 + 10
+
+
 @pytest.mark.parametrize(("rank", "console_level"), [("0", logging.INFO), ("1", logging.ERROR)])
 def test_other_processes_say_only_errors_on_the_console(monkeypatch, tmp_path, rank, console_level):
     from goodfit.runtime.distributed import quiet_console_of_other_processes

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from goodfit.hydra_ext.hydra_config import hydra_cfg
 from goodfit.runtime.errors import ConfigError
@@ -25,6 +26,36 @@ LAUNCHER_MODULE = "lightning.pytorch.strategies.launchers.subprocess_script"
 COMMAND_FUNCTION = "_hydra_subprocess_cmd"
 # Overrides that would turn a child into a sweep or search of its own.
 _SWEEP_GROUPS = ("hparams_search",)
+# Hydra overrides the child does not inherit: those it sets itself (below), and the sweeper's
+# (the child runs one job; a search's keys do not exist without its sweeper).
+_NOT_INHERITED = ("hydra.run.dir", "hydra.job.name", "hydra.output_subdir", "hydra.mode",
+                  "hydra/sweeper", "hydra.sweeper")  # fmt: skip
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _hydra_overrides(cfg: Any) -> list[str]:
+    """The job's own Hydra overrides (`hydra.searchpath=[…]`, `hydra/launcher=…`, …): a child
+    composed without a user's config folder would not find the user's config files."""
+    return [
+        override for override in cfg.overrides.hydra
+        if not any(_key(override) == key or _key(override).startswith(key + ".")
+                   for key in _NOT_INHERITED)
+    ]  # fmt: skip
+
+
+def _config_flags(cfg: Any) -> list[str]:
+    """`--config-path`, `--config-dir` and `--config-name` as the job was started with: they
+    are not overrides, so Hydra keeps them only in its config sources and the job's name."""
+    flags = [f"--config-name={cfg.job.config_name}"]
+    for source in cfg.runtime.config_sources:
+        if source.provider == "main" and source.schema == "file":
+            flags.append(f"--config-path={source.path}")
+        elif source.provider == "command-line":
+            flags.append(f"--config-dir={source.path}")
+    return flags
 
 
 def child_command(local_rank: int) -> tuple[Sequence[str], str]:
@@ -32,11 +63,13 @@ def child_command(local_rank: int) -> tuple[Sequence[str], str]:
     cfg = hydra_cfg()
     assert cfg is not None, "the relaunch is only installed inside a Hydra run"
     script = Path(cfg.runtime.cwd, sys.argv[0]).resolve()
-    overrides = [o for o in cfg.overrides.task if o.split("=", 1)[0] not in _SWEEP_GROUPS]
+    overrides = [o for o in cfg.overrides.task if _key(o) not in _SWEEP_GROUPS]
     command = [
         sys.executable,
         str(script),
+        *_config_flags(cfg),
         *overrides,
+        *_hydra_overrides(cfg),
         f'hydra.run.dir="{cfg.runtime.output_dir}"',  # quoted: folder names hold = and ,
         f"hydra.job.name=train_ddp_process_{local_rank}",
         "hydra.output_subdir=null",  # rank 0 already wrote .hydra/
