@@ -6,12 +6,12 @@ run folders reach the same verdict. The thresholds are `conf/diagnosis/default.y
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from goodfit.records.fit_thresholds import Thresholds
+from goodfit.records.intervals import wilson_interval
 
 GOOD_FIT = "good fit"
 OVERFITTING = "overfitting"
@@ -19,20 +19,6 @@ UNDERFITTING = "underfitting"
 UNRELIABLE_VALIDATION = "unreliable validation"
 # One epoch gives no trend: whether the model had more to learn is unknown.
 TOO_SHORT = "too short to judge"
-
-Z_95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
-
-
-def wilson_interval(p: float, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval of a proportion `p` observed on `n` samples (95% by default)."""
-    if n <= 0:
-        return (0.0, 1.0)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"a proportion must be in [0, 1], got {p}")
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass

@@ -65,7 +65,7 @@ def learning_curves(
             label = label if values else f"{label} (not logged)"  # a module of one's own
             ax.plot(epochs, values, style, markersize=4, label=label)
             if metric == "acc" and stage == "val" and n_val and values:
-                from goodfit.records.diagnosis import wilson_interval
+                from goodfit.records.intervals import wilson_interval
 
                 low, high = zip(*(wilson_interval(v, n_val) for v in values), strict=True)
                 band = f"validation 95% interval (n={n_val:,})"

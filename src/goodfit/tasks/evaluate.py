@@ -19,7 +19,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from goodfit.hydra_ext.key_hints import typed_override
-    from goodfit.records.diagnosis import wilson_interval
+    from goodfit.records.intervals import wilson_interval
     from goodfit.records.summary import print_table
     from goodfit.tasks.assemble import TRAINER_REFUSALS, quiet_library_noise
     from goodfit.tasks.checkpoints import find_checkpoint, load_trained
