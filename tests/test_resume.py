@@ -92,17 +92,24 @@ def test_sigterm_then_resume_equals_uninterrupted(larger_synthetic_dir, uninterr
 def test_a_signal_after_the_last_batch_stops_before_testing(
     larger_synthetic_dir, uninterrupted, tmp_path
 ):
+    """A stop after the last batch resumes to testing alone. The run builds a class of its own
+    (a test's callback): the command the stop prints trusts it, `resume=<folder>` alone is
+    refused, and the command that started the run, with `resume=auto` (a requeued job), builds
+    that class anyway and continues without being told to trust it."""
     run_dir = tmp_path / "late"
     late = "+callbacks.late._target_=tests.plugins.SignalAtLastValidation"
-    result = run_train(*seven(larger_synthetic_dir), late, f"hydra.run.dir={run_dir}", check=False)
+    command = [*seven(larger_synthetic_dir), late, f"hydra.run.dir={run_dir}", "resume=auto"]
+    result = run_train(*command, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 143, output[-3000:]
     assert "Interrupted by SIGTERM at the end of training" in output
+    assert f"Resume with: python train.py resume={run_dir} trust_checkpoint=true" in output
     assert "test/acc" not in output and not (run_dir / "summary.json").exists()
     check_resumable(run_dir / "checkpoints" / "last.ckpt")
-    # The saved config names a test's callback, which a resume builds only when trusted; with
-    # training done, the resumed run only tests.
-    run_train(f"resume={run_dir}", "trust_checkpoint=true")
+    refused = run_train(f"resume={run_dir}", check=False)
+    assert refused.returncode == 2
+    assert "tests.plugins.SignalAtLastValidation is not a class of" in refused.stdout
+    run_train(*command)  # with training done, the resumed run only tests
     assert figures(run_dir) == figures(uninterrupted)
 
 

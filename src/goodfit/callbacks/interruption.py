@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -46,10 +47,16 @@ class StopOnSignal(L.Callback):
     at the same point.
     """
 
-    def __init__(self, checkpoint_path: str | Path, resume_dir: str | Path | None = None) -> None:
+    def __init__(
+        self, checkpoint_path: str | Path, resume_dir: str | Path | None = None,
+        resume_args: Sequence[str] = (),
+    ) -> None:  # fmt: skip
         self.checkpoint_path = Path(checkpoint_path)
         # The folder to resume: the run's own, or the study's when the run is one of its steps.
         self.resume_dir = Path(resume_dir) if resume_dir else self.checkpoint_path.parent.parent
+        # More arguments of the resume command it prints (the train task adds
+        # trust_checkpoint=true for a run of classes outside goodfit's, torch's and Lightning's).
+        self.resume_args = tuple(resume_args)
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
@@ -112,6 +119,9 @@ class StopOnSignal(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.stop(trainer, f"at the end of epoch {trainer.current_epoch}")
 
+    def resume_command_arguments(self) -> str:
+        return " ".join((f"resume={self.resume_dir}", *self.resume_args))
+
     def stop(self, trainer: L.Trainer, where: str) -> None:
         """Raise RunInterrupted if a signal came (to any process); a no-op otherwise. Under
         DDP every process must call it at the same point."""
@@ -122,7 +132,7 @@ class StopOnSignal(L.Callback):
         saved = self.checkpoint_path.is_file()
         message = f"Interrupted by {name} {where}. " + (
             f"Checkpoint: {self.checkpoint_path}. "
-            f"Resume with: python train.py resume={self.resume_dir}"
+            f"Resume with: python train.py {self.resume_command_arguments()}"
             if saved
             else "No checkpoint was written (checkpoints are switched off)."
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,12 +54,20 @@ def untrusted_target(target: str) -> str | None:
     return None
 
 
-def check_saved_config(config: dict[str, Any], source: str, trust: bool) -> None:
+def untrusted_targets(config: Any, also_trusted: Collection[str] = ()) -> list[str]:
+    """`key: why` for each `_target_` of `config` that may not be built from a file's config;
+    `also_trusted`: targets the user's own command builds anyway (nothing new runs)."""
+    return [f"{key}: {why}" for key, target in targets(config) if target not in also_trusted
+            and (why := untrusted_target(target)) is not None]  # fmt: skip
+
+
+def check_saved_config(
+    config: dict[str, Any], source: str, trust: bool, also_trusted: Collection[str] = ()
+) -> None:
     """Refuse a saved config that would build anything but known classes (unless trusted)."""
     if trust:
         return
-    problems = [f"{key}: {why}" for key, target in targets(config)
-                if (why := untrusted_target(target)) is not None]  # fmt: skip
+    problems = untrusted_targets(config, also_trusted)
     if problems:
         raise CheckpointError(
             f"{source}: refused. Its saved config would build:\n  "

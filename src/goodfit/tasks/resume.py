@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.overrides import override_key
 from goodfit.hydra_ext.run_folder import auto_resume_state
+from goodfit.hydra_ext.targets import targets
 from goodfit.runtime.checkpoint_io import CONFIG_KEY
 from goodfit.runtime.errors import ConfigError
 
@@ -64,8 +65,11 @@ def load_resumed_run(cfg: DictConfig, run_dir: Path | None = None,
         )
     run_cfg = OmegaConf.load(saved_config)
     assert isinstance(run_cfg, DictConfig)
+    # Classes this command builds anyway (resume=auto repeats the command that started the
+    # run, e.g. a requeued cluster job of the user's own module) run nothing new.
+    own = {target for _, target in targets(OmegaConf.to_container(cfg))}
     check_saved_config(OmegaConf.to_container(run_cfg), f"resume={run_dir}",
-                       bool(cfg.get("trust_checkpoint")))  # fmt: skip
+                       bool(cfg.get("trust_checkpoint")), also_trusted=own)  # fmt: skip
     for key in {override_key(o) for o in changed} - {"resume"}:
         OmegaConf.update(run_cfg, key, OmegaConf.select(cfg, key), force_add=True)
     run_cfg.resume = str(run_dir)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from goodfit.callbacks.history import history_of
 from goodfit.hydra_ext import hydra_config
@@ -120,6 +120,7 @@ def _fit_and_record(
     datamodule, net = prepared.datamodule, prepared.net
     module = assemble.build_module(cfg, net)
     callbacks = assemble.build_callbacks(cfg)
+    _resume_hint_trusts(cfg, callbacks)
     fast = _fast_path(cfg)
     if fast is not None:
         monitor = (cfg.get("scheduler") or {}).get("monitor", "val/loss")
@@ -202,6 +203,18 @@ def _callback_fields(trainer: L.Trainer) -> dict[str, Any]:
                                        "epoch": callback.stopped_epoch + 1,
                                        "reason": callback.stopping_reason_message}  # fmt: skip
     return fields
+
+
+def _resume_hint_trusts(cfg: DictConfig, callbacks: list[Any]) -> None:
+    """A run of classes outside goodfit's trusted ones (a user's own module) is resumed with
+    trust_checkpoint=true: the command a stop prints says so."""
+    from goodfit.callbacks import StopOnSignal
+    from goodfit.tasks.checkpoints import untrusted_targets
+
+    if untrusted_targets(OmegaConf.to_container(cfg)):
+        for callback in callbacks:
+            if isinstance(callback, StopOnSignal):
+                callback.resume_args = (*callback.resume_args, "trust_checkpoint=true")
 
 
 def _stop_if_signalled(trainer: L.Trainer) -> None:
