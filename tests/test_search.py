@@ -149,6 +149,11 @@ def test_a_median_pruner_reports_every_epoch_and_a_trial_resumes_alone(synthetic
         ("hydra.sweeper.pruner=sometimes", "hydra.sweeper.pruner='sometimes' is not allowed"),
         ("hydra.sweeper.direction=up", "hydra.sweeper.direction='up'"),
         ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0"),
+        # a key the run's model lacks: every trial would fail composing its config
+        (
+            "model.width=interval(1,4)",
+            "model.width: not a key of this run's config (model=mlp_good has none)",
+        ),
     ],
 )
 def test_bad_search_settings_are_refused_before_any_trial(synthetic_dir, tmp_path, override,

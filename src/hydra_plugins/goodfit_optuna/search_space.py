@@ -82,3 +82,23 @@ def as_overrides(values: Mapping[str, Any]) -> list[str]:
     from hydra.core.override_parser.types import Transformer
 
     return [f"{key}={Transformer.str(value)}" for key, value in values.items()]
+
+
+def keys_not_in(config: Any, space: Mapping[str, Any]) -> list[str]:
+    """Search keys the run's config has neither as a key nor as a config group (a key of one
+    model searched with another: `model.dropout` with a model without dropout), each said with
+    the group choice it is missing from; `+key` adds a key and is never one."""
+    from omegaconf import OmegaConf
+
+    choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
+    missing = object()
+    problems = []
+    for key in space:
+        if key.startswith("+") or key in choices:
+            continue
+        found = OmegaConf.select(config, key, default=missing, throw_on_resolution_failure=False)
+        if found is missing:
+            group = key.split(".", 1)[0]
+            of = f" ({group}={choices[group]} has none)" if group in choices else ""
+            problems.append(f"{key}: not a key of this run's config{of}")
+    return problems

@@ -78,7 +78,7 @@ class GoodfitOptunaSweeper(Sweeper):
         import optuna
 
         from goodfit.hydra_ext.optuna_study import dashboard_command, open_storage
-        from hydra_plugins.goodfit_optuna.search_space import parse_search_space
+        from hydra_plugins.goodfit_optuna.search_space import keys_not_in, parse_search_space
 
         assert self.config is not None
         try:
@@ -86,6 +86,14 @@ class GoodfitOptunaSweeper(Sweeper):
             space, fixed = parse_search_space(s["params"], arguments)
             if not space:
                 raise ConfigError("hydra.sweeper.params: no search space (e.g. x: interval(0, 1))")
+            if unknown := keys_not_in(self.config, space):
+                raise ConfigError(
+                    "hydra.sweeper.params searches keys every trial would refuse:\n  "
+                    + "\n  ".join(unknown)
+                    + "\nSearch the keys of your run: a search config "
+                    "of your own (a copy of conf/hparams_search/optuna.yaml under another name, "
+                    "in your config folder) lists them."
+                )
         except ConfigError as err:  # one message and status 2, as a single run's bad value
             log.error("%s", err)
             raise SystemExit(EXIT_USER_ERROR) from None
