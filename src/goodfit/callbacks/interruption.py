@@ -120,6 +120,7 @@ class StopOnSignal(L.Callback):
         self.stop(trainer, f"at the end of epoch {trainer.current_epoch}")
 
     def resume_command_arguments(self) -> str:
+        """What follows `python train.py` in the resume command a stop prints."""
         return " ".join((f"resume={self.resume_dir}", *self.resume_args))
 
     def stop(self, trainer: L.Trainer, where: str) -> None:
