@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -193,15 +194,33 @@ def test_bottleneck_features_are_computed_in_inference_mode():
 
 
 def test_command_line_overrides_forwarded_to_the_pretraining():
-    given = ["model=resnet", "model.widths=[8,16]", "model.num_classes=4", "seed=3",
+    given = ["model=resnet", "model.widths=[8,16]", "model.num_classes=4", "module=mine",
+             "module.smoothing=0.1", "seed=3",
              "datamodule.train_subset=5", "datamodule.data_dir=/d", "optimizer.lr=0.1",
              "trainer.max_epochs=2", "trainer.accelerator=cpu", "debug=fast",
              "+paths.extra=1", "transfer.backbone_path=null", "~callbacks.lr_monitor",
              "logger=csv"]  # fmt: skip
-    assert forwarded(given) == ["model=resnet", "model.widths=[8,16]", "seed=3",
+    assert forwarded(given) == ["model=resnet", "model.widths=[8,16]", "module=mine",
+                                "module.smoothing=0.1", "seed=3",
                                 "datamodule.data_dir=/d", "trainer.accelerator=cpu",
                                 "debug=fast", "+paths.extra=1", "~callbacks.lr_monitor",
                                 "logger=csv"]  # fmt: skip
+
+
+def test_a_resumed_study_pretrains_from_the_config_folders_it_was_started_with(tmp_path):
+    """A resumed study composes its pretraining config again: the saved hydra.searchpath
+    still finds the user's network config."""
+    from goodfit.tasks.finetune import pretrain_config
+
+    study = tmp_path / "study"
+    (study / ".hydra").mkdir(parents=True)
+    search = small_cnn_config(tmp_path / "my_conf")
+    OmegaConf.save(["experiment=finetune", "model=small_cnn"], study / ".hydra" / "overrides.yaml")
+    OmegaConf.save({"hydra": {"overrides": {"hydra": [search], "task": []}}},
+                   study / ".hydra" / "hydra.yaml")  # fmt: skip
+    cfg = OmegaConf.create({"resume": str(study), "transfer": {"pretrain": None}})
+    composed, choices = pretrain_config(cfg, study / "pretrain")
+    assert choices["model"] == "small_cnn" and list(composed.model.channels) == [8, 16]
 
 
 def test_changes_merge_but_another_target_replaces_the_node():
@@ -231,11 +250,23 @@ SMALL_STUDY = (
 )
 
 
+def small_cnn_config(folder: Path) -> str:
+    """SMALL_STUDY's network as a config file of the user's own (model=small_cnn), in a config
+    folder given with hydra.searchpath: each step of the study must find it."""
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "small_cnn.yaml").write_text(
+        "defaults:\n  - cnn\n  - _self_\nchannels: [8, 16]\nhidden: 32\n"
+    )
+    return f"hydra.searchpath=[file://{folder}]"
+
+
 @pytest.mark.slow
 def test_finetune_study_end_to_end(synthetic_dir, tmp_path):
     run_dir = tmp_path / "study"
+    own_network = [small_cnn_config(tmp_path / "my_conf"), "model=small_cnn",
+                   *(o for o in SMALL_STUDY if not o.startswith("model."))]  # fmt: skip
     result = run_train(
-        *SMALL_STUDY, f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir)
+        *own_network, f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir)
     )
     summary = json.loads((run_dir / "summary.json").read_text())
     # the console ends with the four steps side by side and the gain
@@ -251,6 +282,7 @@ def test_finetune_study_end_to_end(synthetic_dir, tmp_path):
 
     pretrain = json.loads((run_dir / "pretrain" / "summary.json").read_text())
     assert pretrain["experiment"] == "pretrain" and pretrain["epochs_run"] == 2
+    assert pretrain["model"] == summary["model"] == "small_cnn"
     assert pretrain["test_acc"] == summary["pretrain_test_acc"]
     assert pretrain["n_test"] < 200 and pretrain["params_total"] == summary["params_total"]
     scratch = json.loads((run_dir / "scratch" / "summary.json").read_text())

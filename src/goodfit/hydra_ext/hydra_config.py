@@ -3,7 +3,10 @@ calling a task directly) every function answers as for a run without Hydra."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from omegaconf import OmegaConf
 
 
 def hydra_cfg() -> Any | None:
@@ -23,6 +26,20 @@ def task_overrides() -> list[str]:
     """The command-line overrides of the current job (`optimizer=sgd`, …)."""
     cfg = hydra_cfg()
     return list(cfg.overrides.task) if cfg is not None else []
+
+
+def searchpath_overrides(saved_run: Path | None = None) -> list[str]:
+    """The `hydra.searchpath=[…]` overrides the current job was started with (or, given
+    `saved_run`, the run in that folder): a config composed again needs them to find a user's
+    config folder."""
+    if saved_run is not None:
+        saved = saved_run / ".hydra" / "hydra.yaml"
+        hydra = OmegaConf.load(saved) if saved.is_file() else OmegaConf.create()
+        overrides = list(OmegaConf.select(hydra, "hydra.overrides.hydra") or [])
+    else:
+        cfg = hydra_cfg()
+        overrides = list(cfg.overrides.hydra) if cfg is not None else []
+    return [o for o in overrides if o.split("=", 1)[0].lstrip("+~") == "hydra.searchpath"]
 
 
 def in_multirun() -> bool:

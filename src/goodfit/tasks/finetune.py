@@ -39,11 +39,12 @@ from goodfit.tasks.feature_head import train_head
 
 log = logging.getLogger(__name__)
 
-# Command-line overrides that describe the network, the machine, the data set and its files or
-# how runs are recorded (with every `model.*`, `paths.*`, `callbacks.*` and `logger.*` key, and
-# every `datamodule.*` key but TARGET_TASK_KEYS), and so are passed on to the pretraining run;
-# the rest describe the target task.
-FORWARDED_KEYS = ("model", "seed", "trainer", "debug", "paths", "trainer.accelerator",
+# Command-line overrides that describe the network and the LightningModule that trains it, the
+# machine, the data set and its files or how runs are recorded (with every `model.*`,
+# `module.*`, `paths.*`, `callbacks.*` and `logger.*` key, and every `datamodule.*` key but
+# TARGET_TASK_KEYS), and so are passed on to the pretraining run; the rest describe the target
+# task.
+FORWARDED_KEYS = ("model", "module", "seed", "trainer", "debug", "paths", "trainer.accelerator",
                   "trainer.devices", "trainer.precision", "datamodule", "perf")  # fmt: skip
 TARGET_TASK_KEYS = (
     "datamodule.classes", "datamodule.train_subset", "datamodule.batch_size",
@@ -92,7 +93,7 @@ def forwarded(overrides: Iterable[str]) -> list[str]:
         group = key.split(".")[0]
         if (
             key in FORWARDED_KEYS
-            or group in ("model", "paths", "callbacks", "logger")
+            or group in ("model", "module", "paths", "callbacks", "logger")
             or (group == "datamodule" and key not in TARGET_TASK_KEYS)
         ):
             kept.append(override)
@@ -117,7 +118,9 @@ def pretrain_config(cfg: DictConfig, folder: Path) -> tuple[DictConfig, dict[str
     changes in `transfer.pretrain`, writing into `folder`; and its group choices."""
     from hydra import compose
 
-    overrides = ["experiment=pretrain", *forwarded(command_line_overrides(cfg))]
+    saved_run = Path(cfg.resume) if cfg.get("resume") else None
+    overrides = ["experiment=pretrain", *forwarded(command_line_overrides(cfg)),
+                 *hydra_config.searchpath_overrides(saved_run)]  # fmt: skip
     with hydra_compose_ready():
         composed = compose("train", overrides=overrides, return_hydra_config=True)
     choices = dict(composed.hydra.runtime.choices)
