@@ -80,6 +80,27 @@ def test_history_records_epoch_seconds_and_startup():
     assert record.startup_seconds is not None and record.startup_seconds > 0
 
 
+class StopWithinSecondEpoch(L.Callback):
+    """Stops the run after the third batch of the second epoch, as trainer.max_time does."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if (
+            trainer.current_epoch == 1
+            and trainer.fit_loop.epoch_loop.batch_progress.current.processed == 3
+        ):
+            trainer.should_stop = True
+
+
+def test_history_says_how_much_of_an_epoch_stopped_within_it_ran():
+    """A full epoch's row has no batch count; an epoch stopped within it (the time limit) says
+    the batches it ran of how many: its figures rest on that part."""
+    record = EpochHistory()
+    tiny_fit([record, StopWithinSecondEpoch()], epochs=5)  # 10 batches an epoch
+    assert [row["epoch"] for row in record.history] == [1, 2]
+    assert "batches_run" not in record.history[0]
+    assert (record.history[1]["batches_run"], record.history[1]["batches_in_epoch"]) == (3, 10)
+
+
 class LogsKnownFigures(L.LightningModule):
     """Logs figures that name their epoch: train/loss from training_step (step and epoch
     values, so Lightning names the epoch's one train/loss_epoch), train/acc in its own

@@ -289,6 +289,21 @@ def test_a_run_stopped_early_says_so(synthetic_dir, tmp_path):
     assert "2 (stopped early by EarlyStopping: Monitored metric" in result.stdout
 
 
+def test_a_run_stopped_by_its_time_limit_says_so(synthetic_dir, tmp_path):
+    """trainer.max_time (Lightning's Timer) ends a run of 1,000 epochs after one second:
+    summary.json and the console say so, with how much of its last epoch ran."""
+    run_dir = tmp_path / "timed"
+    result = run_train("+trainer.max_time=00:00:00:01", "trainer.max_epochs=1000",
+                       f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir))  # fmt: skip
+    summary = json.loads((run_dir / "summary.json").read_text())
+    stop, last = summary["stopped_early"], summary["history"][-1]
+    assert stop["callback"] == "Timer" and stop["epoch"] == summary["epochs_run"] == last["epoch"]
+    assert stop["reason"].startswith("the time limit trainer.max_time (0:00:01) was reached")
+    if "batches_run" in last:  # stopped within an epoch (all but its last batch's end)
+        assert f"ran {last['batches_run']:,} of its {last['batches_in_epoch']:,}" in stop["reason"]
+    assert "(stopped early by Timer: the time limit" in " ".join(result.stdout.split())
+
+
 def test_callbacks_early_stopping_ends_a_run_that_stops_improving(synthetic_dir, tmp_path):
     """`callbacks=early_stopping`: the default callbacks and Lightning's EarlyStopping, its
     patience set from the command line."""

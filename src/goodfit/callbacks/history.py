@@ -25,7 +25,8 @@ MEASURED_BY_VALIDATION = ("val_", "train_eval_")
 class EpochHistory(L.Callback):
     """One row per training epoch: its number, the four figures of FIGURES and those of
     OPTIONAL_FIGURES when the run measures them (or they were logged), those measured by
-    validation only when it ran in that epoch (else None), its wall and process CPU seconds.
+    validation only when it ran in that epoch (else None), its wall and process CPU seconds,
+    and for an epoch stopped before its last batch, the batches it ran of how many.
     The rows are kept in checkpoints, so a resumed run goes on with its earlier epochs.
 
     Lightning calls this callback's `on_train_epoch_end` before the module's own, where a module
@@ -63,6 +64,10 @@ class EpochHistory(L.Callback):
             "cpu_seconds": round(time.process_time() - self._started[1], 4),
             "validated": self._validated,
         }
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        total = trainer.num_training_batches
+        if isinstance(total, int) and done < total:  # stopped within it (trainer.max_time)
+            self._pending["batches"] = {"batches_run": done, "batches_in_epoch": total}
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._complete()
@@ -84,6 +89,7 @@ class EpochHistory(L.Callback):
             value = None if skipped else metrics.get(key, metrics.get(f"{key}_epoch"))
             if value is not None or name in FIGURES or measuring:
                 row[name] = None if value is None else float(value)
+        row.update(pending.get("batches", {}))
         row.update(seconds=pending["seconds"], cpu_seconds=pending["cpu_seconds"])
         self.history.append(row)
 

@@ -12,6 +12,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +194,7 @@ def _fast_path(cfg: DictConfig) -> Any:
 def _callback_fields(trainer: L.Trainer) -> dict[str, Any]:
     """What the run's callbacks add to summary.json (e.g. a search trial's number and whether
     the pruner stopped it: `status: pruned`)."""
-    from lightning.pytorch.callbacks import EarlyStopping
+    from lightning.pytorch.callbacks import EarlyStopping, Timer
 
     fields: dict[str, Any] = {}
     for callback in trainer.callbacks:
@@ -202,7 +203,25 @@ def _callback_fields(trainer: L.Trainer) -> dict[str, Any]:
             fields["stopped_early"] = {"callback": type(callback).__name__,
                                        "epoch": callback.stopped_epoch + 1,
                                        "reason": callback.stopping_reason_message}  # fmt: skip
+        if isinstance(callback, Timer) and (left := callback.time_remaining()) is not None:
+            fields.update(_time_limit_stop(trainer, callback, left))
     return fields
+
+
+def _time_limit_stop(trainer: L.Trainer, timer: Any, left: float) -> dict[str, Any]:
+    """`stopped_early` for a run that trainer.max_time (Lightning's Timer) ended, with how much
+    of its last epoch ran; nothing when the run ended before the limit."""
+    if left > 0:
+        return {}
+    history = history_of(trainer)
+    last = history[-1] if history else {}
+    limit = timedelta(seconds=round(left + timer.time_elapsed()))
+    reason = f"the time limit trainer.max_time ({limit}) was reached"
+    if "batches_run" in last:
+        reason += (f"; epoch {last['epoch']} ran {last['batches_run']:,} of its "
+                   f"{last['batches_in_epoch']:,} batches")  # fmt: skip
+    epoch = last.get("epoch", trainer.current_epoch + 1)
+    return {"stopped_early": {"callback": type(timer).__name__, "epoch": epoch, "reason": reason}}
 
 
 def _resume_hint_trusts(cfg: DictConfig, callbacks: list[Any]) -> None:
