@@ -138,6 +138,23 @@ def test_hints_count_the_options_and_keys_of_the_users_config_folder(tmp_path):
     assert choice_hints(ROOT / "conf", ["hydra.searchpath=[pkg://my.conf]", "model=x"]) == []
 
 
+def test_a_config_folder_given_with_config_dir_gets_the_same_hints(tmp_path):
+    """`--config-dir DIR` (`-cd`) adds a folder as `hydra.searchpath` does: its options and keys
+    are hinted; its value was read as an override, which left the whole command without hints."""
+    from goodfit.hydra_ext.key_hints import as_overrides
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "tiny.yaml").write_text("_target_: my.Tiny\nwidth: 3\n")
+    search = f"hydra.searchpath=[{tmp_path.as_uri()}]"
+    assert as_overrides(["-cd", str(tmp_path), "-m", "model=tiny"]) == [search, "model=tiny"]
+    assert as_overrides([f"--config-dir={tmp_path}", "seed=1"]) == [search, "seed=1"]
+    assert as_overrides(["-cn", "other", "seed=1"]) is None, "another primary config: no hints"
+    result = run_train("-cd", str(tmp_path), "model=tiny", "model.widht=4", check=False)
+    assert "model.widht is not a key of the config; did you mean model.width?" in result.stderr
+    result = run_train("--config-dir", str(tmp_path), "model=tinyy", check=False)
+    assert "model=tinyy is not an option of model; did you mean model=tiny?" in result.stderr
+
+
 def test_a_sweep_job_folder_unquoted_gets_the_quoted_form(tmp_path):
     """Hydra's grammar refuses an unquoted '=' in a value (a sweep job's folder) without
     naming it; the hint names the key and gives the form that parses, which does."""

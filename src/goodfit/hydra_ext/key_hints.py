@@ -203,14 +203,33 @@ def typed_override(key: str, value: str) -> str:
     return f"\"{key}='{value}'\""
 
 
+def as_overrides(argv: Sequence[str]) -> list[str] | None:
+    """The command line's overrides, with `--config-dir DIR` (`-cd`) as the search-path entry it
+    amounts to and other flags left out; None with `--config-path` or `--config-name` (another
+    primary config, which the hints do not compose)."""
+    overrides, dirs = [], []
+    args = iter(argv)
+    for arg in args:
+        flag, equals, value = arg.partition("=")
+        if flag in ("--config-path", "-cp", "--config-name", "-cn"):
+            return None
+        if flag in ("--config-dir", "-cd"):
+            dirs.append(Path(value if equals else next(args, "")).resolve().as_uri())
+        elif not arg.startswith("-"):
+            overrides.append(arg)
+    if dirs and any(o.startswith("hydra.searchpath=") for o in overrides):
+        return None  # both: the hints would need to merge them
+    return [f"hydra.searchpath=[{','.join(dirs)}]", *overrides] if dirs else overrides
+
+
 @contextmanager
 def hint_unknown_keys(config_dir: Path, config_name: str) -> Iterator[None]:
     """When Hydra refuses the command line, add the nearest valid name of each unknown key."""
     try:
         yield
     except SystemExit as exit_:
-        if exit_.code == HYDRA_ERROR_STATUS:
-            args = sys.argv[1:]
+        args = as_overrides(sys.argv[1:])
+        if exit_.code == HYDRA_ERROR_STATUS and args is not None:
             hints = quoting_hints(args) + choice_hints(config_dir, args)
             for hint in hints + unknown_key_hints(config_dir, config_name, args):
                 print(hint, file=sys.stderr)
