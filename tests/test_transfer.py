@@ -207,17 +207,23 @@ def test_command_line_overrides_forwarded_to_the_pretraining():
                                 "logger=csv"]  # fmt: skip
 
 
-def test_a_resumed_study_pretrains_from_the_config_folders_it_was_started_with(tmp_path):
-    """A resumed study composes its pretraining config again: the saved hydra.searchpath
-    still finds the user's network config."""
+@pytest.mark.parametrize("given_with", ["hydra.searchpath", "--config-dir"])
+def test_a_resumed_study_pretrains_from_the_config_folders_it_was_started_with(
+    tmp_path, given_with
+):
+    """A resumed study composes its pretraining config again, in a process started without
+    the study's config folders: those saved in its hydra.yaml still find the user's network."""
     from goodfit.tasks.finetune import pretrain_config
 
     study = tmp_path / "study"
     (study / ".hydra").mkdir(parents=True)
-    search = small_cnn_config(tmp_path / "my_conf")
+    small_cnn_config(tmp_path / "my_conf")
+    folder = str(tmp_path / "my_conf")
+    hydra = ({"searchpath": [f"file://{folder}"]} if given_with == "hydra.searchpath" else
+             {"runtime": {"config_sources": [{"path": folder, "schema": "file",
+                                              "provider": "command-line"}]}})  # fmt: skip
     OmegaConf.save(["experiment=finetune", "model=small_cnn"], study / ".hydra" / "overrides.yaml")
-    OmegaConf.save({"hydra": {"overrides": {"hydra": [search], "task": []}}},
-                   study / ".hydra" / "hydra.yaml")  # fmt: skip
+    OmegaConf.save({"hydra": hydra}, study / ".hydra" / "hydra.yaml")
     cfg = OmegaConf.create({"resume": str(study), "transfer": {"pretrain": None}})
     composed, choices = pretrain_config(cfg, study / "pretrain")
     assert choices["model"] == "small_cnn" and list(composed.model.channels) == [8, 16]

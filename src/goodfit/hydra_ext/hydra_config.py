@@ -29,17 +29,20 @@ def task_overrides() -> list[str]:
 
 
 def searchpath_overrides(saved_run: Path | None = None) -> list[str]:
-    """The `hydra.searchpath=[…]` overrides the current job was started with (or, given
-    `saved_run`, the run in that folder): a config composed again needs them to find a user's
-    config folder."""
+    """`hydra.searchpath=[…]` for composing a config again as the current job was composed (or,
+    given `saved_run`, the run in that folder, with its `--config-dir` too, which a later
+    process does not have): a user's config folders."""
     if saved_run is not None:
         saved = saved_run / ".hydra" / "hydra.yaml"
-        hydra = OmegaConf.load(saved) if saved.is_file() else OmegaConf.create()
-        overrides = list(OmegaConf.select(hydra, "hydra.overrides.hydra") or [])
+        hydra = OmegaConf.load(saved).get("hydra") if saved.is_file() else None
+        hydra = hydra if hydra is not None else OmegaConf.create()
+        entries = [str(e) for e in OmegaConf.select(hydra, "searchpath", default=None) or []]
+        sources = OmegaConf.select(hydra, "runtime.config_sources", default=None) or []
+        entries += [f"file://{s.path}" for s in sources if s.provider == "command-line"]
     else:
         cfg = hydra_cfg()
-        overrides = list(cfg.overrides.hydra) if cfg is not None else []
-    return [o for o in overrides if o.split("=", 1)[0].lstrip("+~") == "hydra.searchpath"]
+        entries = [str(e) for e in cfg.searchpath] if cfg is not None else []
+    return [f"hydra.searchpath=[{','.join(entries)}]"] if entries else []
 
 
 def in_multirun() -> bool:
