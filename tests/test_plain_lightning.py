@@ -199,3 +199,24 @@ def test_a_module_that_logs_no_test_figures_is_told_so(synthetic_dir, tmp_path):
             f"step, which the run's record needs (summary.json, the verdict); its checkpoints are "
             f"kept in {run_dir / 'checkpoints'}") in " ".join(output.split())  # fmt: skip
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_lightnings_distributed_logging_warning_reaches_a_users_module():
+    """goodfit logs its own figures with sync_dist (already synced, so exact): Lightning's
+    warning that an epoch figure logged without it under DDP is one process's is not silenced
+    for a module of the user's, as it was by a process-wide filter."""
+    import warnings
+
+    from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+    from goodfit.tasks.assemble import quiet_library_noise
+
+    message = (
+        "It is recommended to use `self.log('val/acc', ..., sync_dist=True)` when logging "
+        "on epoch level in distributed setting to accumulate the metric across devices."
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        quiet_library_noise()
+        warnings.warn(message, PossibleUserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == [message]

@@ -20,7 +20,9 @@ class EpochLearningRate(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         values = learning_rates(trainer.optimizers)
         if values:
-            pl_module.log_dict(values, on_epoch=True, on_step=False)
+            # The same on every process: max keeps them exact, sync_dist Lightning's check quiet.
+            pl_module.log_dict(values, on_epoch=True, on_step=False, sync_dist=True,
+                               reduce_fx="max")  # fmt: skip
 
 
 def learning_rates(optimizers: list[Any]) -> dict[str, float]:

@@ -121,8 +121,12 @@ class Classifier(L.LightningModule):
         self.images_evaluated[stage] = metrics.images_counted
         # "step" makes the epoch (counted from 1) the x-axis of every curve in the loggers.
         logged = {f"{stage}/{name}": value for name, value in values.items()}
-        self.log_dict(logged, prog_bar=stage != "test")
-        self.log("step", float(self.current_epoch + (stage != "test")))
+        # The values are already all processes' (torchmetrics synced them): the max of equal
+        # values leaves them exact, and sync_dist keeps Lightning's distributed check quiet
+        # without silencing it for a module of the user's.
+        self.log_dict(logged, prog_bar=stage != "test", sync_dist=True, reduce_fx="max")
+        self.log("step", float(self.current_epoch + (stage != "test")), sync_dist=True,
+                 reduce_fx="max")  # fmt: skip
         return {name: float(value) for name, value in values.items()}
 
     def on_train_start(self) -> None:

@@ -49,8 +49,6 @@ def quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     # Lightning's own use of a torch API that torch deprecated; nothing a run can change.
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
-    # goodfit logs torchmetrics values, which are already synced across processes.
-    warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
     # goodfit's own callbacks restore their state from the checkpoint when they are present.
     warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint.*")
     # Lightning advertises a cloud logger at every Trainer; it says nothing about the run.
