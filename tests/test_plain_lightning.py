@@ -220,3 +220,36 @@ def test_lightnings_distributed_logging_warning_reaches_a_users_module():
         quiet_library_noise()
         warnings.warn(message, PossibleUserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == [message]
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_the_logging_interval_warning_is_quiet_for_classifier_only(own, tmp_path):
+    """An epoch of 4 batches under log_every_n_steps=50: Lightning warns that per-step logs
+    will be sparse. Classifier logs per epoch only, so its fit is quiet; a user's module that
+    may log per step hears the warning, as in plain Lightning (it was filtered for every
+    module, for the rest of the process)."""
+    import functools
+    import warnings
+
+    from goodfit.data.batches import TensorBatches
+    from goodfit.lit import Classifier
+    from goodfit.lit.classifier import logging_interval_quiet
+    from goodfit.tasks.assemble import quiet_library_noise
+
+    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    optimizer = functools.partial(torch.optim.SGD, lr=0.1)
+    module = (UserModule(MLP(hidden=(8,)), optimizer) if own else
+              Classifier(MLP(hidden=(8,)), optimizer, class_names=list("0123456789")))  # fmt: skip
+    from lightning.pytorch.loggers import CSVLogger
+
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=CSVLogger(tmp_path),
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_library_noise()  # what a run sets for the whole process
+        with logging_interval_quiet(module):
+            trainer.fit(module, train_dataloaders=TensorBatches(x, y, 4, shuffle=False),
+                        val_dataloaders=TensorBatches(x, y, 16, shuffle=False))  # fmt: skip
+    warned = [w for w in caught if "smaller than the logging interval" in str(w.message)]
+    assert len(warned) == (1 if own else 0)

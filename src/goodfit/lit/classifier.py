@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -194,3 +196,14 @@ class Classifier(L.LightningModule):
 # batch_idx); a precomputed __signature__ is inspect's fast path.
 for _step in (Classifier.training_step, Classifier.validation_step, Classifier.test_step):
     _step.__signature__ = inspect.signature(_step)
+
+
+@contextmanager
+def logging_interval_quiet(module: L.LightningModule) -> Iterator[None]:
+    """Around a Classifier's fit: it logs once per epoch, so Lightning's warning that an epoch
+    has fewer batches than `log_every_n_steps` concerns per-step figures it has none of. A
+    module of the user's gets the warning, as in plain Lightning."""
+    with warnings.catch_warnings():
+        if isinstance(module, Classifier):
+            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        yield

@@ -45,8 +45,6 @@ def quiet_library_noise() -> None:
     """One copy of each log line, and none of the warnings that do not apply to goodfit."""
     if logging.getLogger().handlers:  # Hydra's handlers print and file every record already
         logging.getLogger("lightning").handlers.clear()
-    # goodfit logs once per epoch, so the per-step logging interval is irrelevant.
-    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     # Lightning's own use of a torch API that torch deprecated; nothing a run can change.
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
     # goodfit's own callbacks restore their state from the checkpoint when they are present.

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from goodfit.data.batches import TensorBatches
 from goodfit.data.contract import IN_MEMORY_ATTRIBUTES, check_contract
-from goodfit.lit.classifier import Classifier
+from goodfit.lit.classifier import Classifier, logging_interval_quiet
 from goodfit.models.backbone import backbone_of
 from goodfit.runtime.modes import eval_mode
 
@@ -82,7 +82,8 @@ def train_head(
         num_sanity_val_steps=0,
     )  # fmt: skip
     data = FeatureData(splits, int(head_cfg.batch_size), seed)
-    trainer.fit(head, datamodule=data)
+    with logging_interval_quiet(head):
+        trainer.fit(head, datamodule=data)
     result = trainer.test(head, datamodule=data, ckpt_path=best.best_model_path, verbose=False,
                           weights_only=True)  # fmt: skip
     return float(result[0]["test/acc"])

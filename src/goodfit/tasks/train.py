@@ -24,6 +24,7 @@ from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.checks import validate
 from goodfit.hydra_ext.relaunch import job_relaunch
 from goodfit.hydra_ext.targets import check_targets
+from goodfit.lit.classifier import logging_interval_quiet
 from goodfit.records.diagnosis import Thresholds
 from goodfit.records.publish import closing
 from goodfit.runtime.atomic import write_json_atomic
@@ -134,6 +135,7 @@ def _fit_and_record(
         stack.enter_context(own_process_group())
         if ckpt_path is not None:
             stack.enter_context(_resuming_quietly())
+        stack.enter_context(logging_interval_quiet(module))
         if fast is not None:
             stack.enter_context(fast.active(module, datamodule))
         started = time.perf_counter()
