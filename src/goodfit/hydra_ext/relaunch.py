@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from goodfit.hydra_ext.hydra_config import hydra_cfg
+from goodfit.hydra_ext.overrides import override_key
 from goodfit.runtime.errors import ConfigError
 
 # The module whose global Lightning's Trainer calls (the fabric module holds another copy,
@@ -32,16 +33,12 @@ _NOT_INHERITED = ("hydra.run.dir", "hydra.job.name", "hydra.output_subdir", "hyd
                   "hydra/sweeper", "hydra.sweeper")  # fmt: skip
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def _hydra_overrides(cfg: Any) -> list[str]:
     """The job's own Hydra overrides (`hydra.searchpath=[…]`, `hydra/launcher=…`, …): a child
     composed without a user's config folder would not find the user's config files."""
     return [
         override for override in cfg.overrides.hydra
-        if not any(_key(override) == key or _key(override).startswith(key + ".")
+        if not any(override_key(override) == key or override_key(override).startswith(key + ".")
                    for key in _NOT_INHERITED)
     ]  # fmt: skip
 
@@ -63,7 +60,7 @@ def child_command(local_rank: int) -> tuple[Sequence[str], str]:
     cfg = hydra_cfg()
     assert cfg is not None, "the relaunch is only installed inside a Hydra run"
     script = Path(cfg.runtime.cwd, sys.argv[0]).resolve()
-    overrides = [o for o in cfg.overrides.task if _key(o) not in _SWEEP_GROUPS]
+    overrides = [o for o in cfg.overrides.task if override_key(o) not in _SWEEP_GROUPS]
     command = [
         sys.executable,
         str(script),
