@@ -263,3 +263,12 @@ def test_callbacks_built_in_code_refuse_bad_counts_at_once(build, said):
     an empty preview grid)."""
     with pytest.raises(ValueError, match=rf"{said}: must be an integer >= 1"):
         build()
+
+
+@pytest.mark.parametrize("bad", ["trust_checkpoint=true", [1]])
+def test_stop_on_signal_refuses_resume_args_that_are_no_list_of_overrides(bad, tmp_path):
+    from goodfit.callbacks import StopOnSignal
+
+    with pytest.raises(ValueError, match="resume_args=.*a list of overrides"):
+        StopOnSignal(tmp_path / "last.ckpt", resume_args=bad)
+    assert StopOnSignal(tmp_path / "last.ckpt", resume_args=["seed=1"]).resume_args == ("seed=1",)

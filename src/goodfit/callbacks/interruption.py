@@ -56,6 +56,8 @@ class StopOnSignal(L.Callback):
         self.resume_dir = Path(resume_dir) if resume_dir else self.checkpoint_path.parent.parent
         # More arguments of the resume command it prints (the train task adds
         # trust_checkpoint=true for a run of classes outside goodfit's, torch's and Lightning's).
+        if isinstance(resume_args, str) or not all(isinstance(a, str) for a in resume_args):
+            raise ValueError(f"resume_args={resume_args!r}: a list of overrides (key=value)")
         self.resume_args = tuple(resume_args)
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
