@@ -124,3 +124,10 @@ class UserData(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_set, batch_size=64)
+
+
+class UserDataWithState(UserData):
+    """UserData saving what `goodfit.predict` reads from a checkpoint to prepare images."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"image_shape": list(self.image_shape), "class_names": list(self.class_names)}

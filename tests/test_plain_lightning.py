@@ -17,6 +17,7 @@ from PIL import Image
 
 from goodfit.data.fashion_mnist import CLASS_NAMES, FashionMNISTDataModule
 from goodfit.models import MLP
+from goodfit.tasks import predict
 
 from .conftest import run_train, synthetic_overrides
 from .plugins import StepRecorder, UserModule
@@ -181,6 +182,27 @@ def test_a_users_datamodule_plugs_in_by_config(tmp_path):
     assert refused.returncode == 2
     assert ("augmentation: the datamodule (tests.plugins.UserData) takes no `augmentation` "
             "argument; choose augmentation=none") in refused.stdout + refused.stderr  # fmt: skip
+
+
+def test_predict_with_a_users_datamodule_says_what_it_must_save(tmp_path, capsys):
+    """predict prepares images as the run's datamodule saved in the checkpoint: a datamodule that
+    saves nothing is told what to save; one that saves it gets its images classified."""
+    conf = tmp_path / "conf"
+    (conf / "datamodule").mkdir(parents=True)
+    for name in ("UserData", "UserDataWithState"):
+        (conf / "datamodule" / f"{name}.yaml").write_text(f"_target_: tests.plugins.{name}\n")
+    Image.fromarray(np.full((8, 8), 230, np.uint8)).save(tmp_path / "bright.png")
+    outcomes = {}
+    for name in ("UserData", "UserDataWithState"):
+        run_train(f"hydra.searchpath=[file://{conf}]", f"datamodule={name}",
+                  "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / name}")  # fmt: skip
+        capsys.readouterr()
+        status = predict.main([str(tmp_path / name), str(tmp_path / "bright.png"), "--trust"])
+        outcomes[name] = (status, " ".join(capsys.readouterr().err.split()))
+    status, error = outcomes["UserData"]
+    assert status == 2 and "tests.plugins.UserData saved no image_shape in the checkpoint" in error
+    assert 'state_dict() returning {"image_shape": [channels, height, width]' in error
+    assert outcomes["UserDataWithState"] == (0, "")
 
 
 def test_a_module_that_logs_no_test_figures_is_told_so(synthetic_dir, tmp_path):

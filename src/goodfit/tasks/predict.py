@@ -33,7 +33,13 @@ def input_preparation(trained: TrainedRun) -> dict[str, Any]:
     state = trained.checkpoint.get(target.rsplit(".", 1)[-1]) or {}
     shape = state.get("image_shape")
     if not shape:
-        raise UserError(f"{target}: its checkpoint state holds no image_shape to prepare images")
+        raise UserError(
+            f"{target} saved no image_shape in the checkpoint, so the images cannot be prepared "
+            "as its training data was. Give the datamodule a state_dict() returning "
+            '{"image_shape": [channels, height, width], "class_names": [...]}, plus "mean" and '
+            '"std" when it standardizes pixels / 255 (goodfit\'s datamodules do; '
+            "docs/extending.md), then train again"
+        )
     mean, std = state.get("mean"), state.get("std")
     if state.get("normalize") == "standardize" and mean is None:
         raise UserError("the run standardized its data, but the checkpoint holds no mean/std")
