@@ -231,7 +231,8 @@ def _check_val_width(val_accs: Sequence[float], n_val: int, t: Thresholds,
         return None
     val_ci = wilson_interval(val_accs[-1], n_val)
     width = val_ci[1] - val_ci[0]
-    text = (f"The final validation accuracy {val_accs[-1]:.4f} on {n_val:,} images has a 95% "
+    images = f"{n_val:,} image" + ("s" if n_val != 1 else "")
+    text = (f"The final validation accuracy {val_accs[-1]:.4f} on {images} has a 95% "
             f"interval of {val_ci[0]:.4f} to {val_ci[1]:.4f} (width {width:.4f})")  # fmt: skip
     if width <= t.max_val_ci_width:
         found.add(f"{text}: narrow enough to compare epochs.")
