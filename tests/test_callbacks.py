@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from typing import Any
 
 import lightning as L
@@ -182,6 +183,38 @@ def test_the_checkpoint_callback_keeps_lightnings_state_key(tmp_path):
     ours, theirs = ModelCheckpoint(**settings), LightningCheckpoint(**settings)
     assert ours.state_key == theirs.state_key and ours.state_key is ours.state_key
     assert isinstance(ours, LightningCheckpoint)
+
+
+def test_the_checkpoint_callback_restores_a_moved_folders_state_as_written_there(tmp_path):
+    """A state saved in `old/` restores in `new/` with its paths and best score when the same
+    files are there; otherwise exactly as Lightning's own callback restores it."""
+    from lightning.pytorch.callbacks import ModelCheckpoint as LightningCheckpoint
+
+    from goodfit.callbacks import ModelCheckpoint
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    best = str(old / "best.ckpt")
+    state = {"monitor": "val/acc", "best_model_score": torch.tensor(0.8), "best_model_path": best,
+             "current_score": torch.tensor(0.7), "dirpath": str(old),
+             "best_k_models": {best: torch.tensor(0.8)}, "kth_best_model_path": best,
+             "kth_value": torch.tensor(0.8), "last_model_path": ""}  # fmt: skip
+    settings = {"dirpath": new, "monitor": "val/acc", "mode": "max"}
+
+    def restored(callback_class: type) -> dict:
+        callback = callback_class(**settings)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Lightning's "The dirpath has changed"
+            callback.load_state_dict(dict(state))
+        return {"score": callback.best_model_score, "best": callback.best_model_path,
+                "k": dict(callback.best_k_models)}  # fmt: skip
+
+    assert restored(ModelCheckpoint) == restored(LightningCheckpoint)  # best.ckpt not in new/
+    assert restored(ModelCheckpoint)["best"] == best and restored(ModelCheckpoint)["score"] is None
+    new.mkdir()
+    (new / "best.ckpt").write_bytes(b"moved")
+    moved = str(new / "best.ckpt")
+    assert restored(ModelCheckpoint) == {"score": torch.tensor(0.8), "best": moved,
+                                         "k": {moved: torch.tensor(0.8)}}  # fmt: skip
 
 
 class FlagExchange:

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from goodfit.runtime.checkpoint_io import RunCheckpointIO, check_resumable, load_checkpoint
+from goodfit.tasks.checkpoints import find_checkpoint
 from goodfit.tasks.resume import epochs_done
 
 from .conftest import ROOT, run_train, synthetic_overrides, write_fashion_like
@@ -136,8 +137,9 @@ def test_damaged_last_checkpoint_is_reported_and_the_previous_one_used(uninterru
     result = run_train(f"resume={run_dir}")
     log = result.stdout + result.stderr
     assert f"{last}: damaged" in log and "Resuming from" in log
-    # best.ckpt holds an earlier epoch: its state replays the later epochs exactly.
-    assert figures(run_dir)["history"] == figures(uninterrupted)["history"]
+    # best.ckpt holds an earlier epoch: its state replays the later epochs exactly, and the
+    # copied folder's best checkpoint is tested as the original's was.
+    assert figures(run_dir) == figures(uninterrupted)
 
 
 def test_last_checkpoint_follows_every_epoch_when_the_best_does_not(larger_synthetic_dir, tmp_path):
@@ -149,6 +151,26 @@ def test_last_checkpoint_follows_every_epoch_when_the_best_does_not(larger_synth
     assert sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
     assert epochs_done(load_checkpoint(folder / "last.ckpt")) == 3
     assert epochs_done(load_checkpoint(folder / "best.ckpt")) == 1
+
+
+def test_a_run_folder_moved_with_its_checkpoints_resumes_and_tests_as_in_place(
+    larger_synthetic_dir, tmp_path
+):
+    """A run folder copied elsewhere (from a cluster's scratch disk, say) and resumed there
+    keeps its best score: a later epoch that is no better (val/acc flat here) does not become
+    the best, and testing reads the moved folder's best.ckpt, also in eval.py, not the file
+    at the old place."""
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    run_train(*seven(larger_synthetic_dir), "optimizer.lr=1e-12", f"hydra.run.dir={first}")
+    shutil.copytree(first, moved)
+    assert find_checkpoint(moved, "ckpt_path") == moved / "checkpoints" / "best.ckpt"
+    run_train(f"resume={moved}", "trainer.max_epochs=4")
+    folder = moved / "checkpoints"
+    assert epochs_done(load_checkpoint(folder / "last.ckpt")) == 4
+    assert epochs_done(load_checkpoint(folder / "best.ckpt")) == 1
+    summary = json.loads((moved / "summary.json").read_text())
+    assert summary["best_checkpoint"] == str((folder / "best.ckpt").resolve())
+    assert epochs_done(load_checkpoint(first / "checkpoints" / "last.ckpt")) == 3  # untouched
 
 
 def test_resume_with_sparse_validation_keeps_limits_and_refuses_a_finished_run(

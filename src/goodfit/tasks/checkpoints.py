@@ -140,11 +140,9 @@ def find_checkpoint(path: Path, name: str, typed: Callable[[Path], str] = str) -
         return path
     if not path.is_dir():
         raise ConfigError(f"{name}={path}: no such checkpoint file or run folder")
-    summary = path / "summary.json"
-    if summary.is_file():
-        best = json.loads(summary.read_text()).get("best_checkpoint")
-        if best and Path(best).is_file():
-            return Path(best)
+    best = _best_of_summary(path)
+    if best is not None:
+        return best
     for file in ("best.ckpt", "last.ckpt"):
         if (path / "checkpoints" / file).is_file():
             return path / "checkpoints" / file
@@ -152,3 +150,22 @@ def find_checkpoint(path: Path, name: str, typed: Callable[[Path], str] = str) -
     hint = f"; it holds runs: give one of them, e.g. {typed(runs[0])}" if runs else ""
     raise ConfigError(f"{name}={path}: the folder holds no checkpoints/best.ckpt or last.ckpt"
                       f"{hint}")  # fmt: skip
+
+
+def _best_of_summary(run_dir: Path) -> Path | None:
+    """The checkpoint the run's summary.json names as tested, found in `run_dir` when the run
+    wrote it there (the folder may have been moved or copied since: the file there, not the one
+    at the old place); None when there is none."""
+    summary = run_dir / "summary.json"
+    if not summary.is_file():
+        return None
+    record = json.loads(summary.read_text())
+    best, written_in = record.get("best_checkpoint"), record.get("run_dir")
+    if not best:
+        return None
+    # Lightning names the file by its real path; the record has the folder as configured.
+    for folder in {written_in, str(Path(written_in).resolve())} if written_in else ():
+        if Path(best).is_relative_to(folder):
+            best = run_dir / Path(best).relative_to(folder)
+            break
+    return Path(best) if Path(best).is_file() else None
