@@ -114,6 +114,22 @@ def test_a_signal_after_the_last_batch_stops_before_testing(
     assert figures(run_dir) == figures(uninterrupted)
 
 
+def test_a_run_resumed_only_to_test_keeps_the_count_of_images_it_validated(
+    larger_synthetic_dir, tmp_path
+):
+    """Validation cut to 2 batches of 50 (of 240 images), then stopped after the last one: the
+    resumed session validates nothing, and its record still rests on the 100 images validated
+    (the interval's width depends on it), without blaming the module for keeping no count."""
+    run_dir = tmp_path / "cut"
+    late = "+callbacks.late._target_=tests.plugins.SignalAtLastValidation"
+    command = [*seven(larger_synthetic_dir, epochs=1), "+trainer.limit_val_batches=2",
+               "datamodule.eval_batch_size=50", late, f"hydra.run.dir={run_dir}"]  # fmt: skip
+    assert run_train(*command, check=False).returncode == 143
+    result = run_train(f"resume={run_dir}", "trust_checkpoint=true")
+    assert "keeps no count" not in result.stdout + result.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["n_val"] == 100
+
+
 def test_two_runs_with_the_same_seed_are_identical(larger_synthetic_dir, uninterrupted, tmp_path):
     run_dir = tmp_path / "again"
     run_train(*seven(larger_synthetic_dir), f"hydra.run.dir={run_dir}")

@@ -150,6 +150,16 @@ class Classifier(L.LightningModule):
         self._log_stage("test")
         self.test_results = self.test_evaluation.compute_and_reset()
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A run resumed after its last validation (stopped before testing) validates nothing
+        # more: the count its record needs comes from here.
+        checkpoint["goodfit_images_evaluated"] = {"val": self.images_evaluated.get("val", 0)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        counted = checkpoint.get("goodfit_images_evaluated") or {}
+        if counted.get("val"):
+            self.images_evaluated["val"] = int(counted["val"])
+
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
             raise ValueError("Classifier(optimizer=None) can test and predict but not train")
