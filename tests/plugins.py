@@ -131,3 +131,21 @@ class UserDataWithState(UserData):
 
     def state_dict(self) -> dict[str, Any]:
         return {"image_shape": list(self.image_shape), "class_names": list(self.class_names)}
+
+
+class UserModuleSavingEverything(UserModule):
+    """Calls save_hyperparameters() with no `ignore`: the network and the optimizer's partial go
+    into every checkpoint's hyper-parameters."""
+
+    def __init__(self, net: nn.Module, optimizer: Any, scheduler: Any = None,
+                 class_names: Any = ()) -> None:  # fmt: skip
+        super().__init__(net, optimizer, scheduler, class_names)
+        self.save_hyperparameters()
+
+
+class UserDataWithTransform(UserData):
+    """Saves its hyper-parameters, among them a transform object built from the config."""
+
+    def __init__(self, transform: Any = None, n: int = 256, batch_size: int = 16) -> None:
+        super().__init__(n, batch_size)
+        self.save_hyperparameters()

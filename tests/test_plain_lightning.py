@@ -205,6 +205,37 @@ def test_predict_with_a_users_datamodule_says_what_it_must_save(tmp_path, capsys
     assert outcomes["UserDataWithState"] == (0, "")
 
 
+def test_hyper_parameters_no_checkpoint_could_be_opened_with_are_refused_first(tmp_path):
+    """save_hyperparameters() with no `ignore` puts the network, a partial or a transform object
+    into every checkpoint, which goodfit opens as data only: refused before any work, naming
+    them and the fix, instead of failing to test the best checkpoint after training."""
+    conf = tmp_path / "conf"
+    (conf / "module").mkdir(parents=True)
+    (conf / "datamodule").mkdir()
+    (conf / "module" / "saving.yaml").write_text(
+        "_target_: tests.plugins.UserModuleSavingEverything\noptimizer: ${optimizer}\n"
+    )
+    (conf / "datamodule" / "user.yaml").write_text("_target_: tests.plugins.UserData\n")
+    (conf / "datamodule" / "transformed.yaml").write_text(
+        "_target_: tests.plugins.UserDataWithTransform\ntransform:\n"
+        "  _target_: torchvision.transforms.Normalize\n  mean: [0.5]\n  std: [0.5]\n"
+    )
+    cases = {
+        ("module=saving", "datamodule=user"): "module: UserModuleSavingEverything saves `net` "
+        "(goodfit.models.mlp.MLP), `optimizer` (",
+        ("datamodule=transformed",): "datamodule: UserDataWithTransform saves `transform` "
+        "(torchvision.transforms.transforms.Normalize) with save_hyperparameters()",
+    }
+    for choices, expected in cases.items():
+        run_dir = tmp_path / choices[0].replace("=", "_")
+        result = run_train(f"hydra.searchpath=[file://{conf}]", *choices, "trainer.max_epochs=1",
+                           f"hydra.run.dir={run_dir}", check=False)  # fmt: skip
+        output = " ".join((result.stdout + result.stderr).split())
+        assert result.returncode == 2 and "Traceback" not in output, output[-2000:]
+        assert expected in output and "self.save_hyperparameters(ignore=[" in output
+        assert not (run_dir / "checkpoints").exists(), "refused before training"
+
+
 def test_a_module_that_logs_no_test_figures_is_told_so(synthetic_dir, tmp_path):
     conf = tmp_path / "conf"
     (conf / "module").mkdir(parents=True)

@@ -8,6 +8,7 @@ saves is kept to such types (a test loads a real run's checkpoints that way).
 
 from __future__ import annotations
 
+import io
 import logging
 import pickle
 from pathlib import Path
@@ -90,6 +91,29 @@ def load_checkpoint(path: Path, name: str = "checkpoint") -> dict[str, Any]:
             f"{name}={path}: not a checkpoint (holds {type(checkpoint).__name__})"
         )
     return checkpoint
+
+
+def hparams_not_data(obj: Any) -> dict[str, str]:
+    """The hyper-parameters `obj` (a LightningModule or LightningDataModule) saved with
+    `save_hyperparameters()` that Lightning's checkpoints would hold but that cannot be opened
+    as data, each with its type. One of them makes every checkpoint of the run unopenable."""
+    refused = {}
+    for key, value in dict(getattr(obj, "hparams", None) or {}).items():
+        if not _opens_as_data(value):
+            refused[str(key)] = f"{type(value).__module__}.{type(value).__qualname__}"
+    return refused
+
+
+def _opens_as_data(value: Any) -> bool:
+    """Whether `value`, saved as a checkpoint is, loads back with `weights_only=True`."""
+    buffer = io.BytesIO()
+    try:
+        torch.save(value, buffer)
+        buffer.seek(0)
+        torch.load(buffer, map_location="cpu", weights_only=True)
+    except Exception:  # refused as code, or not even savable (a lambda): either way unusable
+        return False
+    return True
 
 
 def check_resumable(path: Path) -> dict[str, Any]:

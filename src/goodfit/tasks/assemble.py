@@ -21,7 +21,7 @@ from goodfit.data.contract import check_contract, data_facts
 from goodfit.hydra_ext.resolvers import publish_data_facts
 from goodfit.lit.rehearsal import rehearse_optimizer
 from goodfit.models import build_network
-from goodfit.runtime.checkpoint_io import RunCheckpointIO
+from goodfit.runtime.checkpoint_io import RunCheckpointIO, hparams_not_data
 from goodfit.runtime.errors import ConfigError, parameters_of, user_errors_of
 from goodfit.runtime.imports import class_or_none
 
@@ -66,6 +66,7 @@ def build_datamodule(cfg: DictConfig) -> Any:
         augmentation = instantiate(cfg.augmentation) if cfg.get("augmentation") else None
     with user_errors_of("datamodule", cfg.datamodule):
         datamodule = instantiate(cfg.datamodule, **_augmentation_argument(cfg, augmentation))
+    check_hparams_are_data("datamodule", datamodule)
     datamodule.prepare_data()  # fail on missing or damaged data before building anything else
     datamodule.setup("fit")
     check_contract(datamodule)
@@ -152,7 +153,23 @@ def build_module(cfg: DictConfig, net: nn.Module) -> L.LightningModule:
             "not a LightningModule"
         )
     warn_misspelled_hooks("module", module, L.LightningModule)
+    check_hparams_are_data("module", module)
     return module
+
+
+def check_hparams_are_data(key: str, obj: Any) -> None:
+    """Refuse, before any work, hyper-parameters that would make the run's checkpoints
+    unopenable: goodfit opens checkpoints as data only (to test the best one, resume, eval,
+    predict), and `save_hyperparameters()` without `ignore` saves the network and partials."""
+    refused = hparams_not_data(obj)
+    if refused:
+        named = ", ".join(f"`{name}` ({kind})" for name, kind in refused.items())
+        raise ConfigError(
+            f"{key}: {type(obj).__name__} saves {named} with save_hyperparameters(), so none of "
+            "the run's checkpoints could be opened: goodfit opens them as data only (tensors and "
+            "plain values), to test the best one, to resume, in eval.py and predict. Leave them "
+            f"out: self.save_hyperparameters(ignore={list(refused)})"
+        )
 
 
 def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
