@@ -18,6 +18,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from goodfit.runtime.checkpoint_io import load_checkpoint
 from goodfit.tasks import predict
 
 from .conftest import ROOT, run_train, synthetic_overrides
@@ -253,3 +254,22 @@ def test_a_full_disk_is_one_clear_line_and_a_failed_record(synthetic_dir, tmp_pa
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and "Could not write" in summary["reason"]
     assert not [p for p in run_dir.rglob("*.tmp")], "no half-written file left"
+
+
+def test_a_checkpoint_that_could_not_be_opened_stops_the_run_when_written(synthetic_dir, tmp_path):
+    """A callback whose state holds a numpy number: the run stops at the first checkpoint that
+    would hold it, naming the callback (it used to train to the end, then fail to open its own
+    best checkpoint), and the checkpoints written before it still open."""
+    run_dir = tmp_path / "numpy"
+    result = run_train("experiment=good", "trainer.max_epochs=3", f"hydra.run.dir={run_dir}",
+                       "+callbacks.numpy._target_=tests.plugins.NumpyStateAfterFirstEpoch",
+                       *synthetic_overrides(synthetic_dir), check=False)  # fmt: skip
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2 and "Traceback" not in output, output[-3000:]
+    assert ("the state of callback NumpyStateAfterFirstEpoch holds objects other than tensors "
+            "and plain values") in output  # fmt: skip
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and len(summary["history"]) == 2
+    for name in ("best.ckpt", "last.ckpt"):
+        assert load_checkpoint(run_dir / "checkpoints" / name)["epoch"] == 0
+    assert not [p for p in run_dir.rglob("*.tmp")]

@@ -50,6 +50,7 @@ class RunCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
+        check_opens_as_data(checkpoint, Path(path))  # before writing: the older file stays
         with atomic_path(path) as tmp:
             try:
                 super().save_checkpoint(checkpoint, tmp, storage_options)
@@ -91,6 +92,43 @@ def load_checkpoint(path: Path, name: str = "checkpoint") -> dict[str, Any]:
             f"{name}={path}: not a checkpoint (holds {type(checkpoint).__name__})"
         )
     return checkpoint
+
+
+def check_opens_as_data(checkpoint: dict[str, Any], path: Path) -> None:
+    """Raise, naming the parts to blame, when `checkpoint` (about to be written to `path`) could
+    not be opened as data: a callback's state or a module's extra holding a numpy number or
+    another object would otherwise surface only when the run tests its best checkpoint, or
+    resumes. A walk over the parts' types clears the usual checkpoint in microseconds; only a
+    part it cannot clear is saved and loaded back as torch would."""
+    parts = {f"the state of callback {name}": state
+             for name, state in (checkpoint.get("callbacks") or {}).items()}  # fmt: skip
+    parts.update({f"`{key}`": value for key, value in checkpoint.items()
+                  if key not in (*_CHECKED_ELSEWHERE, "callbacks")})  # fmt: skip
+    refused = [name for name, value in parts.items()
+               if not _plainly_data(value) and not _opens_as_data(value)]  # fmt: skip
+    if refused:
+        raise UnsafeCheckpointError(
+            f"{path}: the run's checkpoint could not be opened as data (goodfit opens checkpoints "
+            f"only so): {', '.join(refused)} holds objects other than tensors and plain values "
+            "(a numpy number, say). Store tensors, Python numbers, strings, lists and dicts "
+            "(e.g. float(x)); the previous checkpoint, if any, is kept"
+        )
+
+
+# Tensors from the network and the optimizer, and goodfit's own config (plain containers)
+_CHECKED_ELSEWHERE = ("state_dict", "optimizer_states", CONFIG_KEY)
+_PLAIN_TYPES = (type(None), bool, int, float, str, bytes)
+
+
+def _plainly_data(value: Any) -> bool:
+    """True when `value` is built only of types that loading as data always takes; False when
+    it may hold others (then torch decides)."""
+    kind = type(value)
+    if kind is dict:
+        return all(type(k) in (str, int) and _plainly_data(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_plainly_data(item) for item in value)
+    return kind in _PLAIN_TYPES or isinstance(value, torch.Tensor)
 
 
 def hparams_not_data(obj: Any) -> dict[str, str]:
