@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from goodfit.hydra_ext.checks import validate
 from goodfit.models import MLP, build_network
 from goodfit.runtime.errors import ConfigError
-from goodfit.tasks.assemble import check_monitors
+from goodfit.tasks.monitors import check_monitors
 
 from .conftest import group_options
 
@@ -168,13 +168,45 @@ def test_a_metric_watched_that_the_run_does_not_log_is_refused(compose, override
 
 
 @pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("callbacks=early_stopping", "callbacks.early_stopping.monitor=val/acc"),
+         "callbacks.early_stopping.mode=min with callbacks.early_stopping.monitor=val/acc: a "
+         "lower val/acc would count as better; give callbacks.early_stopping.mode=max"),
+        (("+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
+          "+callbacks.stop.monitor=train_eval/acc"),  # Lightning's default mode: min
+         "callbacks.stop.mode=min with callbacks.stop.monitor=train_eval/acc: a lower "
+         "train_eval/acc would count as better; give callbacks.stop.mode=max"),
+        (("callbacks.model_checkpoint.monitor=val/loss",),
+         "callbacks.model_checkpoint.mode=max with callbacks.model_checkpoint.monitor=val/loss: "
+         "a higher val/loss would count as better; give callbacks.model_checkpoint.mode=min"),
+        (("scheduler=plateau", "scheduler.monitor=val/acc"),
+         "scheduler.factory.mode=min with scheduler.monitor=val/acc: a lower val/acc would "
+         "count as better; give scheduler.factory.mode=max"),
+    ],
+)  # fmt: skip
+def test_a_loss_or_accuracy_watched_the_wrong_way_round_is_refused(compose, overrides, message):
+    """EarlyStopping and ModelCheckpoint default to mode=min: watching an accuracy without
+    mode=max stops at its first rise, or keeps the worst epoch. Lightning never says so."""
+    with pytest.raises(ConfigError) as refused:
+        check_monitors(compose(*overrides))
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
     "overrides",
-    [("scheduler=cosine", "scheduler.monitor=unused"), ("hparams_search=optuna",), (),
+    [("scheduler=plateau", "scheduler.monitor=val/acc", "scheduler.factory.mode=max"),
+     ("callbacks.model_checkpoint.monitor=val/loss", "callbacks.model_checkpoint.mode=min",
+      "callbacks=early_stopping", "callbacks.early_stopping.monitor=train_eval/acc",
+      "callbacks.early_stopping.mode=max"),
+     ("module._target_=lightning.LightningModule", "callbacks.model_checkpoint.monitor=val/f1"),
+     ("scheduler=cosine", "scheduler.monitor=unused"), ("hparams_search=optuna",), (),
      ("callbacks=early_stopping", "callbacks.early_stopping.monitor=train_eval/loss"),
      ("scheduler=plateau", "module._target_=lightning.LightningModule")],
 )  # fmt: skip
 def test_metrics_watched_that_cannot_be_told_or_do_not_matter_pass(compose, overrides, caplog):
-    """A monitor only a plateau scheduler reads; a module that does not list its metrics; no
+    """A loss or an accuracy watched the right way round; a metric of unknown direction; a
+    monitor only a plateau scheduler reads; a module that does not list its metrics; no
     scheduler at all (nothing looked up, so nothing logged); a metric a callback logs
     (callbacks.train_eval's)."""
     with caplog.at_level("ERROR"):

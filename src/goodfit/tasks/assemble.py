@@ -15,7 +15,6 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from goodfit.data.contract import check_contract, data_facts
 from goodfit.hydra_ext.resolvers import publish_data_facts
@@ -23,7 +22,6 @@ from goodfit.lit.rehearsal import rehearse_optimizer
 from goodfit.models import build_network
 from goodfit.runtime.checkpoint_io import RunCheckpointIO, hparams_not_data
 from goodfit.runtime.errors import ConfigError, parameters_of, user_errors_of
-from goodfit.runtime.imports import class_or_none
 
 log = logging.getLogger(__name__)
 
@@ -109,32 +107,6 @@ def check_optimizer(cfg: DictConfig) -> None:
         factory = instantiate(cfg.optimizer)
     if callable(factory):  # a partial; anything else the module builds its own way
         rehearse_optimizer(factory, target=cfg.optimizer.get("_target_"))
-
-
-def check_monitors(cfg: DictConfig) -> None:
-    """Each metric a plateau scheduler or a callback watches (`monitor`) must be one the run
-    logs every epoch; Lightning finds out only when the first epoch ends. Checked for modules
-    that list theirs (`epoch_metrics`, as goodfit's Classifier does)."""
-    module = class_or_none((cfg.get("module") or {}).get("_target_"))
-    if module is None or not hasattr(module, "epoch_metrics"):
-        return
-    logged = set(module.epoch_metrics)
-    if (cfg.get("callbacks") or {}).get("lr_monitor") is not None and cfg.get("logger"):
-        logged.add("train/lr")  # the lr_monitor callback's
-    for node in (cfg.get("callbacks") or {}).values():  # callbacks that log (train_eval)
-        logged.update(getattr(class_or_none((node or {}).get("_target_")), "epoch_metrics", ()))
-    watched = [(f"callbacks.{name}.monitor", node.get("monitor"))
-               for name, node in (cfg.get("callbacks") or {}).items() if node]  # fmt: skip
-    scheduler = cfg.get("scheduler") or {}
-    factory = class_or_none((scheduler.get("factory") or {}).get("_target_"))
-    if factory is not None and issubclass(factory, ReduceLROnPlateau):
-        watched.append(("scheduler.monitor", scheduler.get("monitor")))
-    for key, metric in watched:
-        if metric is not None and str(metric) not in logged:
-            close = difflib.get_close_matches(str(metric), sorted(logged), n=1, cutoff=0.5)
-            hint = f"; did you mean {key}={close[0]}?" if close else ""
-            raise ConfigError(f"{key}={metric}: the run does not log it; it logs "
-                              f"{', '.join(sorted(logged))} every epoch{hint}")  # fmt: skip
 
 
 def prepare(cfg: DictConfig) -> Prepared:

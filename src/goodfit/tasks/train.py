@@ -31,6 +31,7 @@ from goodfit.runtime.atomic import write_json_atomic
 from goodfit.runtime.distributed import is_rank_zero, own_process_group
 from goodfit.runtime.errors import CheckpointError, RunFolderInUseError, UserError, first_line
 from goodfit.tasks import assemble
+from goodfit.tasks.monitors import check_monitors
 from goodfit.tasks.record import record_run
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def preflight(cfg: DictConfig) -> Thresholds:
     check_targets(cfg)
     thresholds = Thresholds.from_mapping(cfg.get("diagnosis"))
     assemble.check_optimizer(cfg)
-    assemble.check_monitors(cfg)
+    check_monitors(cfg)
     assemble.check_accelerator(cfg)
     return thresholds
 
