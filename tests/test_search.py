@@ -148,6 +148,16 @@ def test_a_median_pruner_reports_every_epoch_and_a_trial_resumes_alone(synthetic
         ("hydra.sweeper.n_jobs=2", "hydra.sweeper.n_jobs=2 runs trials at the same time"),
         ("hydra.sweeper.pruner=sometimes", "hydra.sweeper.pruner='sometimes' is not allowed"),
         ("hydra.sweeper.direction=up", "hydra.sweeper.direction='up'"),
+        (
+            "hydra.sweeper.direction=minimize",
+            "hydra.sweeper.direction='minimize': each trial "
+            "returns its best val/acc, which the search must maximize",
+        ),
+        (
+            "callbacks.optuna_pruning.monitor=val/loss",
+            "callbacks.optuna_pruning.monitor=val/loss: "
+            "the pruner ranks each epoch's value as the study ranks val/acc",
+        ),
         ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0"),
         # a key the run's model lacks: every trial would fail composing its config
         (

@@ -27,14 +27,19 @@ def check_monitors(cfg: DictConfig) -> None:
     watched = _watched(cfg)
     _check_logged(cfg, [(key, metric) for key, metric, _, _ in watched])
     for key, metric, mode_key, mode in watched:
-        name = re.sub(r"_epoch$", "", str(metric).rsplit("/", 1)[-1])
-        better = _BETTER.get(name)
+        better = better_mode(str(metric))
         if better is not None and mode is not None and str(mode) != better:
             raise ConfigError(
                 f"{mode_key}={mode} with {key}={metric}: a "
                 f"{'lower' if str(mode) == 'min' else 'higher'} {metric} would count as better; "
                 f"give {mode_key}={better}"
             )
+
+
+def better_mode(metric: str) -> str | None:
+    """ "min" for a loss (`val/loss`, `train/loss_epoch`), "max" for an accuracy, None when the
+    name does not say."""
+    return _BETTER.get(re.sub(r"_epoch$", "", metric.rsplit("/", 1)[-1]))
 
 
 def _watched(cfg: DictConfig) -> list[tuple[str, Any, str, Any]]:

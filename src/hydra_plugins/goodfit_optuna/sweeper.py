@@ -56,6 +56,7 @@ class GoodfitOptunaSweeper(Sweeper):
         problems = []
         if s["direction"] not in ("maximize", "minimize"):
             problems.append(f"hydra.sweeper.direction={s['direction']!r}: maximize or minimize")
+        problems += _against_the_objective(s["direction"], self.config)
         for key in ("n_trials", "n_jobs"):
             if not isinstance(s[key], int) or isinstance(s[key], bool) or s[key] < 1:
                 problems.append(f"hydra.sweeper.{key}={s[key]!r}: an integer >= 1")
@@ -203,6 +204,25 @@ class _Search:
         self.study.tell(trial, state=TrialState.FAIL)
         self.sweeper._failures.append(job)
         log.warning("Trial %d failed: %s", trial.number, _reason(job, value))
+
+
+def _against_the_objective(direction: str, config: DictConfig | None) -> list[str]:
+    """The settings that would turn the search against what train.py returns, the run's best
+    val/acc: minimizing it, or a pruner ranking each epoch's loss as the study ranks val/acc."""
+    from goodfit.tasks.monitors import better_mode
+
+    problems = []
+    if direction == "minimize":
+        problems.append("hydra.sweeper.direction='minimize': each trial returns its best "
+                        "val/acc, which the search must maximize")  # fmt: skip
+    monitor = OmegaConf.select(config, "callbacks.optuna_pruning.monitor") if config else None
+    if monitor is not None and better_mode(str(monitor)) == "min":
+        problems.append(
+            f"callbacks.optuna_pruning.monitor={monitor}: the pruner ranks each epoch's value "
+            "as the study ranks val/acc, higher first, so the trials with the lowest loss would "
+            "be pruned first; watch val/acc (or train_eval/acc)"
+        )
+    return problems
 
 
 def _reason(job: Any, value: Any) -> str:
