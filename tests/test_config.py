@@ -8,9 +8,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from goodfit.hydra_ext.checks import validate
+from goodfit.hydra_ext.monitors import check_monitors
 from goodfit.models import MLP, build_network
 from goodfit.runtime.errors import ConfigError
-from goodfit.tasks.monitors import check_monitors
 
 from .conftest import group_options
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from goodfit.callbacks.history import history_of
 from goodfit.hydra_ext import hydra_config
 from goodfit.hydra_ext.checks import validate
+from goodfit.hydra_ext.monitors import check_monitors
 from goodfit.hydra_ext.relaunch import job_relaunch
 from goodfit.hydra_ext.targets import check_targets
 from goodfit.lit.classifier import logging_interval_quiet
@@ -31,7 +32,6 @@ from goodfit.runtime.atomic import write_json_atomic
 from goodfit.runtime.distributed import is_rank_zero, own_process_group
 from goodfit.runtime.errors import CheckpointError, RunFolderInUseError, UserError, first_line
 from goodfit.tasks import assemble
-from goodfit.tasks.monitors import check_monitors
 from goodfit.tasks.record import record_run
 
 log = logging.getLogger(__name__)

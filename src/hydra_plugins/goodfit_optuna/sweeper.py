@@ -209,7 +209,7 @@ class _Search:
 def _against_the_objective(direction: str, config: DictConfig | None) -> list[str]:
     """The settings that would turn the search against what train.py returns, the run's best
     val/acc: minimizing it, or a pruner ranking each epoch's loss as the study ranks val/acc."""
-    from goodfit.tasks.monitors import better_mode
+    from goodfit.hydra_ext.monitors import better_mode
 
     problems = []
     if direction == "minimize":
