@@ -273,3 +273,25 @@ def test_a_checkpoint_that_could_not_be_opened_stops_the_run_when_written(synthe
     for name in ("best.ckpt", "last.ckpt"):
         assert load_checkpoint(run_dir / "checkpoints" / name)["epoch"] == 0
     assert not [p for p in run_dir.rglob("*.tmp")]
+
+
+def test_the_write_time_check_clears_usual_states_without_saving_them_twice(monkeypatch, tmp_path):
+    """An EMA-like callback state (an OrderedDict of tensors), sizes, dtypes and devices are
+    cleared by their types alone, so large states cost no second save per checkpoint; a numpy
+    number is refused by name."""
+    import collections
+
+    import numpy as np
+
+    from goodfit.runtime import checkpoint_io
+
+    usual = {"callbacks": {"EMA": {"shadow": collections.OrderedDict(w=torch.ones(3)),
+                                   "shape": torch.Size([3]), "dtype": torch.float32,
+                                   "device": torch.device("cpu")}},
+             "epoch": 1, "state_dict": collections.OrderedDict(w=torch.ones(3))}  # fmt: skip
+    with monkeypatch.context() as patched:
+        patched.setattr(checkpoint_io, "_opens_as_data", lambda value: pytest.fail("saved"))
+        checkpoint_io.check_opens_as_data(usual, tmp_path / "last.ckpt")
+    usual["callbacks"]["Tracker"] = {"best": np.float64(0.5)}
+    with pytest.raises(checkpoint_io.UnsafeCheckpointError, match="callback Tracker holds"):
+        checkpoint_io.check_opens_as_data(usual, tmp_path / "last.ckpt")

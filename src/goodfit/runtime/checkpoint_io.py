@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import pickle
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -117,14 +118,26 @@ def check_opens_as_data(checkpoint: dict[str, Any], path: Path) -> None:
 
 # Tensors from the network and the optimizer, and goodfit's own config (plain containers)
 _CHECKED_ELSEWHERE = ("state_dict", "optimizer_states", CONFIG_KEY)
-_PLAIN_TYPES = (type(None), bool, int, float, str, bytes)
+_PLAIN_TYPES = (
+    type(None),
+    bool,
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    torch.Size,
+    torch.dtype,
+    torch.device,
+)
+_MAPPINGS = (dict, OrderedDict)  # a state_dict() is an OrderedDict
 
 
 def _plainly_data(value: Any) -> bool:
     """True when `value` is built only of types that loading as data always takes; False when
     it may hold others (then torch decides)."""
     kind = type(value)
-    if kind is dict:
+    if kind in _MAPPINGS:
         return all(type(k) in (str, int) and _plainly_data(v) for k, v in value.items())
     if kind is list or kind is tuple:
         return all(_plainly_data(item) for item in value)
