@@ -150,7 +150,7 @@ def hparams_not_data(obj: Any) -> dict[str, str]:
     as data, each with its type. One of them makes every checkpoint of the run unopenable."""
     refused = {}
     for key, value in dict(getattr(obj, "hparams", None) or {}).items():
-        if not _opens_as_data(value):
+        if not _plainly_data(value) and not _opens_as_data(value):
             refused[str(key)] = f"{type(value).__module__}.{type(value).__qualname__}"
     return refused
 
