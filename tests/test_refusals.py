@@ -53,6 +53,20 @@ def test_bad_value_refused(synthetic_dir, tmp_path, override, expected):
     assert_refused_without_record(result, run_dir, expected)
 
 
+@pytest.mark.parametrize("multirun", [False, True])
+def test_hydra_chdir_is_refused_before_any_folder_is_made(tmp_path, multirun):
+    """With Hydra's chdir into the run folder, a relative datamodule.data_dir or resume= would
+    point inside it: refused at once, single run or sweep, creating nothing."""
+    folder = tmp_path / "run"
+    where = ["-m", "seed=1,2", f"hydra.sweep.dir={folder}"] if multirun else [
+        f"hydra.run.dir={folder}"]  # fmt: skip
+    result = run_train(*where, "hydra.job.chdir=true", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "Traceback" not in output, output[-2000:]
+    assert "hydra.job.chdir=true: goodfit reads relative paths" in output
+    assert not folder.exists()
+
+
 def test_truncated_data_file_refused_with_its_name(synthetic_dir, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(synthetic_dir, data)

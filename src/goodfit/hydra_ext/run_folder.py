@@ -20,7 +20,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from goodfit.runtime.distributed import is_rank_zero
-from goodfit.runtime.errors import EXIT_USER_ERROR, RunFolderError, RunFolderInUseError, UserError
+from goodfit.runtime.errors import (
+    EXIT_USER_ERROR,
+    ConfigError,
+    RunFolderError,
+    RunFolderInUseError,
+    UserError,
+)
 
 LOCK_FILE = ".goodfit.lock"
 RECORD_MARKERS = (".hydra", "summary.json", "checkpoints", "train.log")
@@ -112,6 +118,7 @@ class RunFolderGuard(Callback):
             return
         folder = Path(str(OmegaConf.select(config, "hydra.run.dir"))).expanduser()
         try:
+            refuse_chdir(config)
             claim(folder, OmegaConf.select(config, "resume", default=None))
         except UserError as err:
             _refuse(err)
@@ -120,10 +127,23 @@ class RunFolderGuard(Callback):
         """The sweep folder, created here so that a path that cannot be one is named (Hydra's
         launcher would fail with a traceback)."""
         try:
+            refuse_chdir(config)
             make_folder(Path(str(OmegaConf.select(config, "hydra.sweep.dir"))).expanduser(),
                         "hydra.sweep.dir")  # fmt: skip
         except UserError as err:
             _refuse(err)
+
+
+def refuse_chdir(config: DictConfig) -> None:
+    """Relative paths a user gives (datamodule.data_dir, resume=, a checkpoint) mean the folder
+    the command started in, and every file a run writes goes into its run folder by absolute
+    path: Hydra's chdir into the run folder would only make those paths point elsewhere."""
+    if OmegaConf.select(config, "hydra.job.chdir", default=False):
+        raise ConfigError(
+            "hydra.job.chdir=true: goodfit reads relative paths (datamodule.data_dir=, resume=, "
+            "transfer.backbone_path=, …) from the folder the command starts in and writes each "
+            "run's files into its run folder itself; leave hydra.job.chdir=false"
+        )
 
 
 def _refuse(err: UserError) -> None:
