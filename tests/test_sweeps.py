@@ -92,6 +92,20 @@ def test_job_folder_names(tmp_path, overrides, params, expected):
     assert job_dirname(str(tmp_path), overrides, 3, params) == expected
 
 
+def test_a_job_folder_too_long_for_a_file_system_is_shortened_apart(tmp_path):
+    """An override of a long list (or a long name=) would make a folder name past the 255 bytes
+    file systems take, and the job failed with OSError: it keeps its start and a digest."""
+    long_a = "model.hidden=[" + ",".join(["1024"] * 60) + "]"
+    long_b = long_a.replace("1024]", "512]")
+    names = [job_dirname(str(tmp_path), [o, "seed=1"], 0) for o in (long_a, long_b)]
+    folders = [name.split("/")[0] for name in names]
+    assert folders[0] != folders[1] and all(n.endswith("/seed=1") for n in names)
+    assert all(len(f.encode()) <= 200 and f.startswith("model.hidden=[1024,") for f in folders)
+    for folder in folders:
+        (tmp_path / folder).mkdir()  # a real folder of that name can be made
+    assert len(job_dirname(str(tmp_path), ["name=" + "é" * 150], 0).encode()) <= 200
+
+
 def test_slurm_launcher_config_composes():
     result = run_train("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "--cfg", "hydra")
     launcher = result.stdout.split("  launcher:", 1)[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Sequence
@@ -44,11 +45,22 @@ def _short(override: str) -> str:
 SEED_KEY = "seed"
 
 
+# Bytes of a folder name made from overrides or a run's name: file systems take 255, and a run
+# folder adds its start time and a suffix around it.
+FOLDER_PART_BYTES = 200
+
+
 def folder_part(text: Any) -> str:
     """`text` as one folder name that a shell command can hold unquoted: each run of slashes or
     whitespace becomes `_` (`name=a/b` would nest a folder; `name='my exp'` would split the
-    printed `tensorboard --logdir` command)."""
-    return re.sub(r"[\s/\\]+", "_", str(text))
+    printed `tensorboard --logdir` command). A name too long for a file system keeps its start
+    and ends in a digest of the whole, so two long names stay apart."""
+    name = re.sub(r"[\s/\\]+", "_", str(text))
+    if len(name.encode()) <= FOLDER_PART_BYTES:
+        return name
+    digest = "~" + hashlib.sha1(name.encode()).hexdigest()[:10]
+    kept = name.encode()[: FOLDER_PART_BYTES - len(digest)].decode(errors="ignore")
+    return kept + digest
 
 
 def job_dirname(
