@@ -110,3 +110,19 @@ def test_tensorboard_opens_on_the_learning_curves(synthetic_dir, tmp_path):
         assert group["hparams"]["seed"] == int(name.split("=")[-1])
         values = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
         assert values["verdict/test_acc"] == pytest.approx(summary["test_acc"], rel=1e-5)
+
+
+def test_a_sweep_started_again_in_its_folder_says_how_to_continue_it(synthetic_dir, tmp_path):
+    """The same sweep into the same folder: each job is refused (its folder holds a finished
+    run) with how to continue the sweep instead; with resume=auto the finished runs are kept."""
+    sweep = tmp_path / "sweep"
+    command = ["-m", "seed=1,2", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
+               *synthetic_overrides(synthetic_dir)]  # fmt: skip
+    run_train(*command)
+    finished = (sweep / "seed=1" / "summary.json").read_text()
+    again = run_train(*command, check=False)
+    output = " ".join((again.stdout + again.stderr).split())
+    assert "choose another hydra.sweep.dir, or add resume=auto to continue the sweep's runs" in (
+        output)  # fmt: skip
+    run_train(*command, "resume=auto")
+    assert (sweep / "seed=1" / "summary.json").read_text() == finished

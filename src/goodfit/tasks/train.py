@@ -43,10 +43,11 @@ def check_run_dir_unused(run_dir: Path) -> None:
     """A new run never continues an old one by accident."""
     used = [name for name in RECORD_FILES if (run_dir / name).exists()]
     if used:
-        raise RunFolderInUseError(
-            f"{run_dir} already holds a run ({', '.join(used)}); "
-            "choose another hydra.run.dir or leave it to the default"
-        )
+        choose = ("another hydra.sweep.dir, or add resume=auto to continue the sweep's runs "
+                  "(finished ones are kept)") if hydra_config.in_multirun() else (
+            "another hydra.run.dir or leave it to the default")  # fmt: skip
+        raise RunFolderInUseError(f"{run_dir} already holds a run ({', '.join(used)}); "
+                                  f"choose {choose}")  # fmt: skip
 
 
 def preflight(cfg: DictConfig) -> Thresholds:
