@@ -67,6 +67,26 @@ def test_hydra_chdir_is_refused_before_any_folder_is_made(tmp_path, multirun):
     assert not folder.exists()
 
 
+def test_a_data_dir_that_does_not_exist_is_not_replaced_by_the_system_copy(synthetic_dir,
+                                                                           tmp_path):  # fmt: skip
+    """A misspelt datamodule.data_dir used to train quietly on the system's copy (searched
+    next); now it is named before any work. Without a system copy the search says where it
+    looked, as before."""
+    missing = tmp_path / "fashoin"
+    common = [*synthetic_overrides(synthetic_dir), f"datamodule.data_dir={missing}", "debug=fast"]
+    result = run_train(*common, f"datamodule.system_dir={synthetic_dir}",
+                       f"hydra.run.dir={tmp_path / 'run'}", check=False)  # fmt: skip
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2 and "Traceback" not in output, output[-2000:]
+    assert (
+        f"datamodule.data_dir={missing}: no such folder. Give the folder that holds the data, "
+        f"or leave datamodule.data_dir out to read the copy in {synthetic_dir}"
+    ) in output
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    result = run_train(*common, f"hydra.run.dir={tmp_path / 'run2'}", check=False)
+    assert result.returncode == 2 and "Fashion-MNIST not found. Looked in:" in result.stdout
+
+
 def test_truncated_data_file_refused_with_its_name(synthetic_dir, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(synthetic_dir, data)

@@ -7,6 +7,7 @@ import difflib
 import logging
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -62,6 +63,7 @@ def build_datamodule(cfg: DictConfig) -> Any:
     class names and image shape published for `${data:…}` in the model and module configs."""
     with user_errors_of("augmentation", cfg.get("augmentation")):
         augmentation = instantiate(cfg.augmentation) if cfg.get("augmentation") else None
+    _check_data_dir_given(cfg)
     with user_errors_of("datamodule", cfg.datamodule):
         datamodule = instantiate(cfg.datamodule, **_augmentation_argument(cfg, augmentation))
     check_hparams_are_data("datamodule", datamodule)
@@ -71,6 +73,22 @@ def build_datamodule(cfg: DictConfig) -> Any:
     _check_batch_size(datamodule)
     publish_data_facts(data_facts(datamodule))
     return datamodule
+
+
+def _check_data_dir_given(cfg: DictConfig) -> None:
+    """A `datamodule.data_dir` pointed somewhere that does not exist, for data also found in the
+    datamodule's `system_dir`: the search would quietly read the system's copy instead of the
+    one meant (a typo in the path). The default folder, `paths.data_dir`, may well be missing."""
+    node = cfg.datamodule
+    given, system = node.get("data_dir"), node.get("system_dir")
+    if not given or not system or str(given) == str(cfg.paths.get("data_dir")):
+        return
+    if not Path(str(given)).expanduser().exists() and Path(str(system)).is_dir():
+        raise ConfigError(
+            f"datamodule.data_dir={given}: no such folder. Give the folder that holds the data, "
+            f"or leave datamodule.data_dir out to read the copy in {system} "
+            "(datamodule.system_dir)"
+        )
 
 
 def _augmentation_argument(cfg: DictConfig, augmentation: Any) -> dict[str, Any]:
