@@ -267,3 +267,8 @@ def test_eval_says_how_to_read_data_that_has_moved(tmp_path, synthetic_dir):
     assert "eval.py data_dir" not in str(refused.value)
     datamodule = _test_data(run_config(tmp_path / "gone"), str(synthetic_dir))
     assert str(datamodule.data_dir) == str(synthetic_dir)
+    # a folder given that does not exist, where a system copy would be read instead: refused
+    config = run_config(tmp_path / "gone")
+    config.datamodule.system_dir = str(synthetic_dir)
+    with pytest.raises(ConfigError, match=r"data_dir=.*typo: no such folder\. Give the folder"):
+        _test_data(config, str(tmp_path / "typo"))

@@ -63,7 +63,7 @@ def build_datamodule(cfg: DictConfig) -> Any:
     class names and image shape published for `${data:…}` in the model and module configs."""
     with user_errors_of("augmentation", cfg.get("augmentation")):
         augmentation = instantiate(cfg.augmentation) if cfg.get("augmentation") else None
-    _check_data_dir_given(cfg)
+    check_data_dir_given(cfg.datamodule, cfg.paths.get("data_dir"))
     with user_errors_of("datamodule", cfg.datamodule):
         datamodule = instantiate(cfg.datamodule, **_augmentation_argument(cfg, augmentation))
     check_hparams_are_data("datamodule", datamodule)
@@ -75,19 +75,17 @@ def build_datamodule(cfg: DictConfig) -> Any:
     return datamodule
 
 
-def _check_data_dir_given(cfg: DictConfig) -> None:
-    """A `datamodule.data_dir` pointed somewhere that does not exist, for data also found in the
+def check_data_dir_given(node: DictConfig, default: Any, key: str = "datamodule.data_dir") -> None:
+    """A data folder (`key`) pointed somewhere that does not exist, for data also found in the
     datamodule's `system_dir`: the search would quietly read the system's copy instead of the
-    one meant (a typo in the path). The default folder, `paths.data_dir`, may well be missing."""
-    node = cfg.datamodule
+    one meant (a typo in the path). The default folder (`default`) may well be missing."""
     given, system = node.get("data_dir"), node.get("system_dir")
-    if not given or not system or str(given) == str(cfg.paths.get("data_dir")):
+    if not given or not system or str(given) == str(default):
         return
     if not Path(str(given)).expanduser().exists() and Path(str(system)).is_dir():
         raise ConfigError(
-            f"datamodule.data_dir={given}: no such folder. Give the folder that holds the data, "
-            f"or leave datamodule.data_dir out to read the copy in {system} "
-            "(datamodule.system_dir)"
+            f"{key}={given}: no such folder. Give the folder that holds the data, or leave "
+            f"{key} out to read the copy in {system} (datamodule.system_dir)"
         )
 
 

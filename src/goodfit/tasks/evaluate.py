@@ -74,8 +74,12 @@ def _test_data(run_cfg: DictConfig, data_dir: str | None) -> Any:
     the run found it is a DataError that says how to point eval.py at it."""
     from hydra.utils import instantiate
 
+    from goodfit.tasks.assemble import check_data_dir_given
+
     if data_dir:
+        default = run_cfg.datamodule.get("data_dir")  # where the run read its data
         run_cfg.datamodule.data_dir = data_dir
+        check_data_dir_given(run_cfg.datamodule, default, key="data_dir")
     try:
         datamodule = instantiate(run_cfg.datamodule)
         datamodule.prepare_data()
