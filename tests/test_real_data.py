@@ -15,7 +15,7 @@ def test_one_epoch_of_the_good_experiment(real_data_dir, tmp_path):
     run_dir = tmp_path / "good"
     run_train(
         "experiment=good", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}",
-        f"datamodule.system_dir={real_data_dir}", f"datamodule.data_dir={tmp_path / 'none'}",
+        f"datamodule.system_dir={real_data_dir}", "datamodule.data_dir=null",
         "datamodule.download=false", "callbacks.rich_progress_bar=null",
     )  # fmt: skip
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -33,7 +33,7 @@ def test_a_short_transfer_study_beats_training_from_scratch(real_data_dir, tmp_p
         "experiment=finetune", "trainer.max_epochs=3", "transfer.head.epochs=10",
         "+transfer.pretrain.trainer.max_epochs=1",
         "callbacks.rich_progress_bar=null", f"hydra.run.dir={run_dir}",
-        f"datamodule.system_dir={real_data_dir}", f"datamodule.data_dir={tmp_path / 'none'}",
+        f"datamodule.system_dir={real_data_dir}", "datamodule.data_dir=null",
         "datamodule.download=false", timeout=600,
     )  # fmt: skip
     summary = json.loads((run_dir / "summary.json").read_text())
