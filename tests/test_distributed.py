@@ -128,8 +128,9 @@ def test_ddp_inside_a_multirun_relaunches_its_own_job_alone(synthetic_dir, tmp_p
 
 
 def test_a_child_process_composes_from_the_same_config_folders(monkeypatch, tmp_path):
-    """The relaunched process gets the job's --config-path/--config-dir/--config-name and its
-    own Hydra overrides (a user's hydra.searchpath), but nothing of the sweep it ran in."""
+    """The relaunched process gets the job's --config-path/--config-dir/--config-name, its
+    overrides as typed and its own Hydra overrides (a user's hydra.searchpath), but nothing of
+    the sweep it ran in."""
     from omegaconf import OmegaConf
 
     from goodfit.hydra_ext import relaunch
@@ -144,7 +145,8 @@ def test_a_child_process_composes_from_the_same_config_folders(monkeypatch, tmp_
                                        source(str(tmp_path / "mine"), "file", "command-line")]},
         "job": {"config_name": "train"},
         "overrides": {
-            "task": ["module=mine", "+hparams_search=optuna", "seed=3"],
+            "task": ["module=mine", "+hparams_search=optuna", "seed=3",
+                     "model.in_features=${data:in_features}"],
             "hydra": ["hydra.searchpath=[file:///my/conf]", "hydra.mode=MULTIRUN",
                       "hydra/launcher=joblib", "hydra.sweeper.n_trials=3",
                       "hydra.run.dir=elsewhere", "hydra.job.chdir=false"],
@@ -157,6 +159,8 @@ def test_a_child_process_composes_from_the_same_config_folders(monkeypatch, tmp_
     assert args[:3] == ["--config-name=train", f"--config-path={tmp_path / 'conf'}",
                         f"--config-dir={tmp_path / 'mine'}"]  # fmt: skip
     assert "module=mine" in args and "seed=3" in args
+    # as typed: the child resolves it once its data is loaded (reading it here failed)
+    assert "model.in_features=${data:in_features}" in args
     assert "hydra.searchpath=[file:///my/conf]" in args and "hydra/launcher=joblib" in args
     assert "hydra.job.chdir=false" in args
     for dropped in ("+hparams_search=optuna", "hydra.mode=MULTIRUN", "hydra.sweeper.n_trials=3",

@@ -92,6 +92,17 @@ def test_job_folder_names(tmp_path, overrides, params, expected):
     assert job_dirname(str(tmp_path), overrides, 3, params) == expected
 
 
+def test_a_sweep_with_a_data_fact_among_its_overrides_names_its_jobs(tmp_path):
+    """The sweep's saved overrides are read as typed: `${data:…}` resolved there failed, the
+    data not being loaded when the job's folder is named."""
+    from omegaconf import OmegaConf
+
+    typed = "model.in_features=${data:in_features}"
+    OmegaConf.save({"hydra": {"overrides": {"task": [typed, "seed=1,2"]}}},
+                   tmp_path / "multirun.yaml")  # fmt: skip
+    assert job_dirname(str(tmp_path), [typed, "seed=1"], 0) == "seed=1"
+
+
 def test_a_job_folder_too_long_for_a_file_system_is_shortened_apart(tmp_path):
     """An override of a long list (or a long name=) would make a folder name past the 255 bytes
     file systems take, and the job failed with OSError: it keeps its start and a digest."""

@@ -23,9 +23,16 @@ def choices() -> dict[str, Any]:
 
 
 def task_overrides() -> list[str]:
-    """The command-line overrides of the current job (`optimizer=sgd`, …)."""
+    """The command-line overrides of the current job (`optimizer=sgd`, …), as typed."""
     cfg = hydra_cfg()
-    return list(cfg.overrides.task) if cfg is not None else []
+    return override_strings(cfg.overrides.task) if cfg is not None else []
+
+
+def override_strings(overrides: Any) -> list[str]:
+    """Hydra's saved list of overrides as they were typed. Reading the list itself would resolve
+    each `${…}` in them, and `model.in_features=${data:in_features}` cannot be resolved before
+    the data is loaded."""
+    return [str(o) for o in OmegaConf.to_container(overrides, resolve=False)]
 
 
 def searchpath_overrides(saved_run: Path | None = None) -> list[str]:

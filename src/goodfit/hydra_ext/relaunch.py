@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from goodfit.hydra_ext.hydra_config import hydra_cfg
+from goodfit.hydra_ext.hydra_config import hydra_cfg, override_strings
 from goodfit.hydra_ext.overrides import override_key
 from goodfit.runtime.errors import ConfigError
 
@@ -60,7 +60,9 @@ def child_command(local_rank: int) -> tuple[Sequence[str], str]:
     cfg = hydra_cfg()
     assert cfg is not None, "the relaunch is only installed inside a Hydra run"
     script = Path(cfg.runtime.cwd, sys.argv[0]).resolve()
-    overrides = [o for o in cfg.overrides.task if override_key(o) not in _SWEEP_GROUPS]
+    overrides = [
+        o for o in override_strings(cfg.overrides.task) if override_key(o) not in _SWEEP_GROUPS
+    ]
     command = [
         sys.executable,
         str(script),

@@ -27,7 +27,7 @@ def swept_keys(sweep_dir: Path) -> set[str] | None:
         return None
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    overrides = list(OmegaConf.load(saved).hydra.overrides.task)
+    overrides = hydra_config.override_strings(OmegaConf.load(saved).hydra.overrides.task)
     parsed = OverridesParser.create().parse_overrides(overrides)
     return {o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()}
 
