@@ -102,3 +102,52 @@ def test_train_py_names_a_misspelled_target_before_reading_the_data(tmp_path):
     assert result.returncode == 2, output[-3000:]
     assert "did you mean lightning.pytorch.callbacks.EarlyStopping?" in output
     assert "Fashion-MNIST from" not in output and "Error locating target" not in output
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("~model._target_", "+model._targt_=goodfit.models.MLP"),
+         "model._targt_: not a key Hydra reads; did you mean _target_?\n"
+         "model: no _target_ (the class it builds; found "),
+        (("+optimizer._partail_=true",),
+         "optimizer._partail_: not a key Hydra reads; did you mean _partial_?"),
+        (("~module._target_",), "module: no _target_ (the class it builds; found "),
+    ],
+)  # fmt: skip
+def test_a_misspelt_hydra_key_or_a_part_without_target_is_named(compose, overrides, message):
+    """Hydra would pass `_partail_` to the class as an argument, and build a misspelt
+    `_targt_`'s node as a plain dict: the model's build failed with `Missing key parameters`."""
+    with pytest.raises(ConfigError) as refused:
+        check_targets(compose(*overrides))
+    assert str(refused.value).startswith(message)
+
+
+def test_train_py_names_a_missing_argument_and_an_interpolation_it_cannot_resolve(
+    tmp_path, user_package, monkeypatch
+):
+    """Both were Hydra's tracebacks (`Error in call to target`, `InterpolationResolutionError`),
+    raised once the data was loaded; now one line naming the key, exit status 2."""
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # train.py's process imports `mine` too
+    said = {}
+    for name, overrides in (("missing", ("model._target_=mine.Net", "~model.hidden")),
+                            ("resolver", ("model.in_features=${data:in_feature}",))):  # fmt: skip
+        result = run_train(*overrides, f"hydra.run.dir={tmp_path / name}", check=False)
+        said[name] = result.stdout + result.stderr
+        assert result.returncode == 2, said[name][-3000:]
+        assert "Traceback" not in said[name] and "HYDRA_FULL_ERROR" not in said[name]
+    assert (
+        "model (mine.Net) needs hidden, which the config does not give: set it in the "
+        "group's file or on the command line (+model.hidden=…)"
+    ) in said["missing"]
+    assert (
+        "model.in_features: ${data:in_feature}: no such fact about the data (known: "
+        "channels, class_names, height, in_features, num_classes, width)"
+    ) in said["resolver"]
+
+
+def test_a_data_fact_given_on_the_command_line_trains(tmp_path):
+    """`${data:…}` typed as an override: reading the job's overrides for its log line resolved
+    it before the data was loaded, and every such run failed."""
+    run_train("debug=fast", "model.in_features=${data:in_features}",
+              f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import signal
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import (
+    InterpolationKeyError,
+    InterpolationResolutionError,
+    MissingMandatoryValue,
+)
 
 from goodfit.hydra_ext.hydra_config import in_multirun
-from goodfit.runtime.errors import EXIT_USER_ERROR, ConfigError, UserError
+from goodfit.runtime.errors import EXIT_USER_ERROR, ConfigError, UserError, first_line
 
 log = logging.getLogger("goodfit")
 EXIT_CTRL_C = 130  # what a shell reports for a process stopped by SIGINT: 128 + 2
@@ -29,8 +34,8 @@ def report_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return task(*args, **kwargs)
-        except (UserError, MissingMandatoryValue) as err:
-            message = err if isinstance(err, UserError) else ConfigError(_missing_value(err))
+        except (UserError, MissingMandatoryValue, *INTERPOLATION_ERRORS) as err:
+            message = err if isinstance(err, UserError) else ConfigError(_config_value(err))
             log.error("%s", message)  # one line, in the console and in the run's train.log
             if in_multirun():
                 raise message from None
@@ -42,7 +47,22 @@ def report_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _missing_value(err: MissingMandatoryValue) -> str:
-    """A `???` of the config left unset, said as what to type."""
-    return (f"{err.full_key} has no value and is required: give it on the command line "
-            f"({err.full_key}=…)")  # fmt: skip
+# A `${…}` the config cannot resolve (`${data:in_feature}`, an unset `${oc.env:…}`): OmegaConf
+# raises these when the part holding it is built, after the data is loaded.
+INTERPOLATION_ERRORS = (InterpolationKeyError, InterpolationResolutionError)
+
+
+def _config_value(err: MissingMandatoryValue | InterpolationResolutionError) -> str:
+    """A config value that cannot be had, said by its key: a `???` left unset as what to type,
+    an interpolation by the resolver's own reason (OmegaConf wraps it in a sentence of its own)."""
+    if isinstance(err, MissingMandatoryValue):
+        return (f"{err.full_key} has no value and is required: give it on the command line "
+                f"({err.full_key}=…)")  # fmt: skip
+    said = first_line(err)
+    wrapped = _WRAPPED_REASON.match(said)
+    if wrapped:  # OmegaConf's "KeyError raised while resolving interpolation: '<reason>'"
+        said = wrapped.group(2)[1:-1] if wrapped.group(1) == "KeyError" else wrapped.group(2)
+    return f"{err.full_key or 'the config'}: {said}"
+
+
+_WRAPPED_REASON = re.compile(r"(\w+) raised while resolving interpolation: (.+)")

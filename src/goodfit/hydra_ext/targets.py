@@ -10,6 +10,7 @@ function does not take (where its signature tells: not behind **kwargs) with the
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 from goodfit.runtime.errors import ConfigError, not_arguments, parameters_of
 from goodfit.runtime.imports import TargetNotFound, locate
 
+# The keys Hydra's instantiate reads in a node (the rest are arguments of its class).
+HYDRA_KEYS = frozenset({"_target_", "_partial_", "_recursive_", "_convert_", "_args_"})
+# The parts every run builds from a node of its own, each from its `_target_`.
+BUILT_PARTS = ("model", "module", "datamodule")
 # Keys goodfit takes out of a node before building it: not arguments of its class.
 _TAKEN_BY_GOODFIT = {"model": {"compile"}}  # models.build_network compiles the network
 
@@ -46,7 +51,7 @@ def check_targets(cfg: DictConfig) -> None:
     """Raise ConfigError naming each `_target_` that imports nothing, with the nearest name, and
     each key its class or function does not take."""
     container = OmegaConf.to_container(cfg, resolve=False)
-    problems = []
+    problems = list(_misspelt_hydra_keys(container)) + _parts_without_target(container)
     for key, node in target_nodes(container):
         target = str(node["_target_"])
         why = _not_found(target)
@@ -56,6 +61,31 @@ def check_targets(cfg: DictConfig) -> None:
             problems.extend(_keys_not_taken(key, target, node))
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def _misspelt_hydra_keys(node: Any, where: str = "") -> Iterator[str]:
+    """A line for each key spelt like one Hydra reads (`_targt_`, `_partail_`): Hydra would
+    pass it to the class as an argument, or, without `_target_`, build nothing at all."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            name, at = str(key), f"{where}.{key}" if where else str(key)
+            if name not in HYDRA_KEYS and len(name) > 2 and name[0] == name[-1] == "_":
+                close = difflib.get_close_matches(name, sorted(HYDRA_KEYS), n=1, cutoff=0.6)
+                if close:
+                    yield f"{at}: not a key Hydra reads; did you mean {close[0]}?"
+            yield from _misspelt_hydra_keys(value, at)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _misspelt_hydra_keys(value, f"{where}[{i}]")
+
+
+def _parts_without_target(container: dict[str, Any]) -> list[str]:
+    """A line for each part goodfit builds whose node names no class to build."""
+    return [
+        f"{part}: no _target_ (the class it builds; found {', '.join(map(str, node)) or 'no keys'})"
+        for part in BUILT_PARTS
+        if isinstance(node := container.get(part), dict) and "_target_" not in node
+    ]
 
 
 def _keys_not_taken(key: str, target: str, node: dict[str, Any]) -> list[str]:

@@ -103,9 +103,9 @@ def user_errors_of(group: str, node: Mapping[str, Any] | None = None) -> Iterato
         if isinstance(cause, ValueError) and str(cause).startswith(f"{group}."):
             raise ConfigError(str(cause)) from None
         if isinstance(cause, TypeError) and node is not None:
-            unknown = _unknown_arguments(group, node, cause)
-            if unknown:
-                raise ConfigError(unknown) from None
+            said = _unknown_arguments(group, node, cause) or _missing_arguments(group, node, cause)
+            if said:
+                raise ConfigError(said) from None
         raise
 
 
@@ -128,6 +128,27 @@ def _unknown_arguments(group: str, node: Mapping[str, Any], error: TypeError) ->
     if not unknown or "argument" not in message:
         return None
     return "\n".join(not_arguments(group, target, unknown, parameters or set()))
+
+
+_MISSING_ARGUMENTS = re.compile(
+    r"missing \d+ required (?:positional|keyword-only) arguments?: (.+)"
+)
+
+
+def _missing_arguments(group: str, node: Mapping[str, Any], error: TypeError) -> str | None:
+    """What to say of a TypeError raised while building `node`'s class for arguments it
+    requires and `node` does not give; None when the error is about something else (a call
+    inside the class's own code)."""
+    found, target = _MISSING_ARGUMENTS.search(str(error)), str(node.get("_target_"))
+    parameters = parameters_of(target)
+    names = re.findall(r"'(\w+)'", found.group(1)) if found else []
+    if not names or parameters is None or any(n not in parameters or n in node for n in names):
+        return None
+    keys = " ".join(f"+{group}.{name}=…" for name in names)
+    return (
+        f"{group} ({target}) needs {', '.join(names)}, which the config does not give: set "
+        f"it in the group's file or on the command line ({keys})"
+    )
 
 
 def not_arguments(where: str, target: str, names: Iterable[str],
