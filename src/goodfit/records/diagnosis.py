@@ -10,15 +10,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from goodfit.records.chance import judge_at_chance, near_chance
+from goodfit.records.findings import (
+    GOOD_FIT,
+    OVERFITTING,
+    TOO_SHORT,
+    UNDERFITTING,
+    UNRELIABLE_VALIDATION,
+    Findings,
+    pct,
+)
 from goodfit.records.fit_thresholds import Thresholds
 from goodfit.records.intervals import wilson_interval
-
-GOOD_FIT = "good fit"
-OVERFITTING = "overfitting"
-UNDERFITTING = "underfitting"
-UNRELIABLE_VALIDATION = "unreliable validation"
-# One epoch gives no trend: whether the model had more to learn is unknown.
-TOO_SHORT = "too short to judge"
 
 
 @dataclass
@@ -56,99 +59,18 @@ def _relative_fall_per_epoch(values: Sequence[float], epochs: int, window: int) 
     return (start - end) / epochs / max(abs(end), 1e-12)
 
 
-@dataclass(frozen=True)
-class _AtChance:
-    """The best validation or test accuracy, and chance and the limit it stayed below."""
-
-    best: float
-    chance: float
-    limit: float
-    num_classes: int
-
-
-def _near_chance(val_accs: Sequence[float], test_acc: float | None, num_classes: int | None,
-                 margin: float) -> _AtChance | None:  # fmt: skip
-    """Whether the best accuracy on held-out images stays within `margin` of the way from chance
-    (1 / classes) to perfect; None when it does not (or the classes are unknown)."""
-    if not num_classes or num_classes < 2:
-        return None
-    accuracies = [*val_accs, *([test_acc] if test_acc is not None else [])]
-    if not accuracies:
-        return None
-    chance = 1.0 / num_classes
-    limit = chance + margin * (1.0 - chance)
-    best = max(accuracies)
-    return _AtChance(best, chance, limit, num_classes) if best < limit else None
-
-
-def _judge_at_chance(
-    at: _AtChance, train_accs: Sequence[float], measured_acc: float | None, found: _Findings
-) -> None:
-    """Held-out accuracy at chance comes first in the verdict. With the training accuracy at
-    chance too, the model learns nothing: underfitting, and a gap between its losses is no
-    overfitting. With the training accuracy well above it, the model fits its training images
-    alone: overfitting. The training accuracy is the one measured as validation is
-    (`measured_acc`, callbacks.train_eval) when recorded: the curve's is an epoch's mean in
-    training mode, which batch norm's batch statistics can lift above what the model does."""
-    where = (f"The best accuracy ({at.best:.4f}) stays near chance ({at.chance:.4f} for "
-             f"{at.num_classes} classes; below {at.limit:.4f})")  # fmt: skip
-    train_acc = measured_acc if measured_acc is not None else (train_accs or [None])[-1]
-    measured = " measured as validation is (train_eval/acc)" if measured_acc is not None else ""
-    if train_acc is not None and train_acc >= at.limit:
-        label = OVERFITTING
-        reason = (f"{where} on held-out images, while the training accuracy{measured} reached "
-                  f"{train_acc:.4f}: the model fits its training images without learning "
-                  "what carries over to others.")  # fmt: skip
-    else:
-        label = UNDERFITTING
-        reason = (f"{where}: the model is not learning. Check the learning rate, the data and "
-                  "the batch size.")  # fmt: skip
-        if measured and train_accs and train_accs[-1] >= at.limit:
-            reason += (f" The training curve's accuracy reached {train_accs[-1]:.4f} (the "
-                       "epoch's mean in training mode), but measured as validation is "
-                       f"(train_eval/acc) the training images are at {measured_acc:.4f}, near "
-                       "chance too.")  # fmt: skip
-        if OVERFITTING in found.labels:
-            found.labels.remove(OVERFITTING)
-            found.reasons.append(
-                "With its accuracy at chance the model has learned nothing to overfit: its "
-                "losses' gap is not counted as overfitting."
-            )
-    if label in found.labels:
-        found.labels.remove(label)
-    found.labels.insert(0, label)
-    found.reasons.insert(0, reason)
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-class _Findings:
-    """The labels and the sentences behind them, in the order the checks ran."""
-
-    def __init__(self) -> None:
-        self.labels: list[str] = []
-        self.reasons: list[str] = []
-
-    def add(self, reason: str, label: str | None = None) -> None:
-        if label is not None and label not in self.labels:
-            self.labels.append(label)
-        self.reasons.append(reason)
-
-
 def _check_gap(train: Sequence[float], val: Sequence[float], t: Thresholds,
-               found: _Findings) -> float:  # fmt: skip
+               found: Findings) -> float:  # fmt: skip
     """The generalization gap (the report's measure of a good fit): final val − train loss."""
     gap = val[-1] - train[-1]
     relative_gap = gap / max(abs(train[-1]), 1e-12)
     side = "above" if gap >= 0 else "below"
     text = (f"The final validation loss ({val[-1]:.4f}) is {abs(gap):.4f} {side} the final "
-            f"training loss ({train[-1]:.4f}), {_pct(abs(relative_gap))} of it")  # fmt: skip
+            f"training loss ({train[-1]:.4f}), {pct(abs(relative_gap))} of it")  # fmt: skip
     if relative_gap > t.max_relative_gap:
-        found.add(f"{text}: a gap wider than the {_pct(t.max_relative_gap)} allowed.", OVERFITTING)
+        found.add(f"{text}: a gap wider than the {pct(t.max_relative_gap)} allowed.", OVERFITTING)
     elif gap >= 0:
-        found.add(f"{text}: within the {_pct(t.max_relative_gap)} allowed.")
+        found.add(f"{text}: within the {pct(t.max_relative_gap)} allowed.")
     else:
         found.add(f"{text}: no gap (the training loss is averaged over the epoch as the "
                   "model learned, with dropout or augmentation on; validation comes at its "
@@ -156,7 +78,7 @@ def _check_gap(train: Sequence[float], val: Sequence[float], t: Thresholds,
     return gap
 
 
-def _eval_mode_gap(last: Mapping[str, Any], gap: float, found: _Findings) -> float | None:
+def _eval_mode_gap(last: Mapping[str, Any], gap: float, found: Findings) -> float | None:
     """The gap to the training loss measured as validation is (callbacks.train_eval), said
     beside the curve's: information, not a verdict (the thresholds apply to the curve's)."""
     measured = last.get("train_eval_loss")
@@ -165,7 +87,7 @@ def _eval_mode_gap(last: Mapping[str, Any], gap: float, found: _Findings) -> flo
     eval_gap = float(last["val_loss"]) - float(measured)
     found.add(f"Measured as validation is (eval mode, the same weights: train_eval/loss), the "
               f"final training loss is {float(measured):.4f} and the gap {eval_gap:+.4f}, "
-              f"{_pct(abs(eval_gap) / max(abs(float(measured)), 1e-12))} of it, against "
+              f"{pct(abs(eval_gap) / max(abs(float(measured)), 1e-12))} of it, against "
               f"{gap:+.4f} from the training curve, whose epoch mean (dropout on, weights "
               "still changing) the verdict's limits apply to.")  # fmt: skip
     return eval_gap
@@ -173,7 +95,7 @@ def _eval_mode_gap(last: Mapping[str, Any], gap: float, found: _Findings) -> flo
 
 def _check_val_minimum(
     train: Sequence[float], val: Sequence[float], numbers: Sequence[int], t: Thresholds,
-    found: _Findings,
+    found: Findings,
 ) -> tuple[int, float]:  # fmt: skip
     """Did the validation loss turn upwards after its minimum? Its index and the rise after."""
     best = min(range(len(val)), key=val.__getitem__)
@@ -182,11 +104,11 @@ def _check_val_minimum(
     if best == len(val) - 1:
         found.add(f"The validation loss was lowest at the last epoch ({numbers[best]}).")
     elif rise > t.max_val_loss_rise:
-        found.add(f"{lowest} and ended {_pct(rise)} above it, more than the "
-                  f"{_pct(t.max_val_loss_rise)} allowed.", OVERFITTING)  # fmt: skip
+        found.add(f"{lowest} and ended {pct(rise)} above it, more than the "
+                  f"{pct(t.max_val_loss_rise)} allowed.", OVERFITTING)  # fmt: skip
     else:
-        found.add(f"{lowest} and ended only {_pct(rise)} above it "
-                  f"(allowed: {_pct(t.max_val_loss_rise)}).")  # fmt: skip
+        found.add(f"{lowest} and ended only {pct(rise)} above it "
+                  f"(allowed: {pct(t.max_val_loss_rise)}).")  # fmt: skip
     ups = [numbers[i] for i in range(1, len(val))
            if val[i] > val[i - 1] and train[i] < train[i - 1]]  # fmt: skip
     if ups and OVERFITTING in found.labels:
@@ -196,7 +118,7 @@ def _check_val_minimum(
 
 
 def _check_trend(train: Sequence[float], val: Sequence[float], numbers: Sequence[int],
-                 t: Thresholds, found: _Findings) -> bool | None:  # fmt: skip
+                 t: Thresholds, found: Findings) -> bool | None:  # fmt: skip
     """Were both losses still falling when training stopped? None after a single validated
     epoch. `numbers` are the epochs of the values (every n-th when validation skips some)."""
     if len(train) < 2:
@@ -210,22 +132,22 @@ def _check_trend(train: Sequence[float], val: Sequence[float], numbers: Sequence
     train_rate = _relative_fall_per_epoch(train, span, window)
     val_rate = _relative_fall_per_epoch(val, span, window)
     still_falling = train_rate > t.falling_rate and val_rate > t.falling_rate
-    rates = (f"training {_pct(train_rate)} and validation {_pct(val_rate)} per epoch "
+    rates = (f"training {pct(train_rate)} and validation {pct(val_rate)} per epoch "
              f"over the last {span} epoch{'s' if span > 1 else ''}")  # fmt: skip
     if still_falling and min(train_rate, val_rate) > t.underfit_rate:
         found.add(f"Both losses were still falling fast at the end ({rates}, above the "
-                  f"{_pct(t.underfit_rate)} allowed): the model has more to learn; train "
+                  f"{pct(t.underfit_rate)} allowed): the model has more to learn; train "
                   "longer.", UNDERFITTING)  # fmt: skip
     elif still_falling:
         found.add(f"Both losses were still falling at the end ({rates}), but not both faster "
-                  f"than the {_pct(t.underfit_rate)} that counts as underfitting.")  # fmt: skip
+                  f"than the {pct(t.underfit_rate)} that counts as underfitting.")  # fmt: skip
     else:
         found.add(f"The losses were not both falling at the end ({rates}).")
     return still_falling
 
 
 def _check_val_width(val_accs: Sequence[float], n_val: int, t: Thresholds,
-                     found: _Findings) -> tuple[float, float] | None:  # fmt: skip
+                     found: Findings) -> tuple[float, float] | None:  # fmt: skip
     """Is the validation set large enough to tell epochs apart? The final accuracy's interval."""
     if not val_accs:
         return None
@@ -270,19 +192,19 @@ def diagnose(
     train = [float(h["train_loss"]) for h in epochs]
     val = [float(h["val_loss"]) for h in epochs]
     numbers = [int(h.get("epoch", i + 1)) for i, h in enumerate(epochs)]
-    found = _Findings()
+    found = Findings()
     gap = _check_gap(train, val, t, found)
     eval_gap = _eval_mode_gap(epochs[-1], gap, found)
     best, rise = _check_val_minimum(train, val, numbers, t, found)
     still_falling = _check_trend(train, val, numbers, t, found)
     val_accs = [float(h["val_acc"]) for h in epochs if h.get("val_acc") is not None]
     val_ci = _check_val_width(val_accs, n_val, t, found)
-    at_chance = _near_chance(val_accs, test_acc, num_classes, t.chance_margin)
+    at_chance = near_chance(val_accs, test_acc, num_classes, t.chance_margin)
     if at_chance:  # the first thing to say: nothing else matters while it does not generalize
         train_accs = [float(h["train_acc"]) for h in epochs if h.get("train_acc") is not None]
         measured_acc = epochs[-1].get("train_eval_acc")
         measured_acc = None if measured_acc is None else float(measured_acc)
-        _judge_at_chance(at_chance, train_accs, measured_acc, found)
+        judge_at_chance(at_chance, train_accs, measured_acc, found)
     if not found.labels:
         found.labels.append(GOOD_FIT if still_falling is not None else TOO_SHORT)
     return Diagnosis(found.labels, found.reasons, generalization_gap=gap,
