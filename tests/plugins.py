@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
+from goodfit.lit import Classifier
+
 
 class UserModule(L.LightningModule):
     """A LightningModule as Lightning's docs teach it: training_step returns the loss, automatic
@@ -168,3 +170,33 @@ class NumpyStateAfterFirstEpoch(L.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"last_val_acc": self.last_val_acc}
+
+
+class SmoothedClassifier(Classifier):
+    """goodfit's Classifier trained with label smoothing: only the loss changes."""
+
+    def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels, label_smoothing=0.2)
+
+
+class UncountedClassifier(Classifier):
+    """A subclass whose own training_loss counts none of its batches."""
+
+    def training_loss(self, batch: Any) -> torch.Tensor:
+        images, labels = batch
+        return F.cross_entropy(self.net(images), labels)
+
+
+class TwoInputModule(UserModule):
+    """A module whose forward wants more than the images."""
+
+    def forward(self, images: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        return self.net(images) + offset
+
+
+class UserDataWithAugmentation(UserData):
+    """UserData that takes the augmentation group's module (and applies it its own way)."""
+
+    def __init__(self, augmentation: Any = None, n: int = 256, batch_size: int = 16) -> None:
+        super().__init__(n, batch_size)
+        self.augmentation = augmentation

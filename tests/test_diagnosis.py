@@ -271,3 +271,18 @@ def test_the_gap_measured_in_eval_mode_is_said_beside_the_curves_and_leaves_the_
     assert "final training loss is 0.2400 and the gap +0.0600, 25.0% of it" in said
     assert "against +0.0050 from the training curve" in said
     assert alike.to_summary()["eval_mode_gap"] == pytest.approx(0.06)
+
+
+def test_a_missing_training_curve_is_named_and_the_measured_one_stands_in():
+    """A module that logs no train/loss was told "No validation loss was recorded"."""
+    rows = [{"epoch": e, "train_loss": None, "val_loss": 0.5, "val_acc": 0.8} for e in (1, 2)]
+    d = diagnose(rows, n_val=5000)
+    assert d.labels == ["not judged"] and d.reasons == [
+        "No training loss was recorded (train/loss, or train_eval/loss from "
+        "callbacks.train_eval), so the fit cannot be judged."
+    ]
+    measured = [{**row, "train_eval_loss": 0.3} for row in rows]
+    d = diagnose(measured, n_val=5000)
+    assert OVERFITTING in d.labels and d.generalization_gap == pytest.approx(0.2)
+    assert d.reasons[0].startswith("The module logs no training loss (train/loss)")
+    assert d.eval_mode_gap is None  # the same loss: no second gap to set beside it

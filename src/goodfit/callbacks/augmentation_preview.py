@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lightning as L
@@ -11,13 +12,16 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from goodfit.data.images import display_image
 from goodfit.runtime.errors import require_count
 
+log = logging.getLogger(__name__)
+
 PREVIEW_FILE = "augmentation_preview.png"
 
 
 class AugmentationPreview(L.Callback):
     """At the start of fit, writes `augmentation_preview.png` into `out_dir` and logs it to
     TensorBoard: `n_images` rows, each an original image and `n_versions` augmented ones.
-    The augmentation's random draws do not change training's random stream."""
+    The augmentation's random draws do not change training's random stream. A datamodule that
+    keeps no training images in memory (`train.images`, as goodfit's do) gets none."""
 
     def __init__(self, out_dir: str | Path, n_images: int = 6, n_versions: int = 7) -> None:
         self.out_dir = Path(out_dir)
@@ -29,7 +33,12 @@ class AugmentationPreview(L.Callback):
         augmentation = getattr(datamodule, "augmentation", None)
         if augmentation is None or not trainer.is_global_zero:
             return
-        images = datamodule.train.images[: self.n_images]
+        train = getattr(datamodule, "train", None)
+        if not isinstance(getattr(train, "images", None), torch.Tensor):
+            log.info("callbacks.augmentation_preview: %s keeps no training images in memory "
+                     "(train.images); no preview", type(datamodule).__name__)  # fmt: skip
+            return
+        images = train.images[: self.n_images]
         with torch.random.fork_rng(devices=[images.device] if images.is_cuda else []):
             torch.manual_seed(0)
             versions = [augmentation(images) for _ in range(self.n_versions)]

@@ -10,6 +10,7 @@ every validated epoch; the fit diagnosis reports the gap they give next to the c
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -28,9 +29,10 @@ PREFIX = "train_eval/"
 
 class TrainSetEvaluation(L.Callback):
     """Evaluate the module on `n_images` training images (None: as many as the validation set
-    holds) after each validation, as validation does: `module(images)`, cross-entropy, eval
-    mode. The sample is drawn once from its own seeded generator (the run's random streams are
-    left untouched) and kept on the module's device; `batch_size` images at a time. With
+    holds) after each validation, as validation does: `module(images)`, the module's
+    `compute_loss` (cross-entropy for a module without one), eval mode. The sample is drawn
+    once from its own seeded generator (the run's random streams are left untouched) and kept
+    on the module's device; `batch_size` images at a time. With
     several processes (DDP) each evaluates every `world_size`-th image of the sample and their
     sums are added up, so the figures are the whole sample's at a share of the work."""
 
@@ -85,6 +87,9 @@ class TrainSetEvaluation(L.Callback):
             why = f"{type(datamodule).__name__} keeps no training images in memory"
         elif type(module).forward is L.LightningModule.forward:
             why = f"{type(module).__name__} defines no forward() giving class scores"
+        elif not _takes_images_alone(module.forward):
+            wants = ", ".join(inspect.signature(module.forward).parameters)
+            why = f"{type(module).__name__}.forward({wants}) wants more than a batch of images"
         if why is not None:
             self._skip(why)
             return None
@@ -117,7 +122,7 @@ class TrainSetEvaluation(L.Callback):
                 if start == 0 and (why := self._not_scores(module, logits, len(labels[batch]))):
                     self._skip(why)
                     return None
-                loss_sum += F.cross_entropy(logits.float(), labels[batch], reduction="sum")
+                loss_sum += _loss_sum(module, logits.float(), labels[batch])
                 correct += (logits.argmax(1) == labels[batch]).sum()
         return torch.stack([loss_sum, correct, torch.full_like(loss_sum, len(labels))])
 
@@ -133,3 +138,25 @@ class TrainSetEvaluation(L.Callback):
                if isinstance(output, torch.Tensor) else f"a {type(output).__name__}")  # fmt: skip
         wanted = f"({n_images}, {classes or 'classes'})"
         return f"{type(module).__name__}.forward returned {got}, not {wanted} class scores"
+
+
+def _loss_sum(
+    module: L.LightningModule, logits: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """The summed loss of a batch as validation measures it: the module's own `compute_loss`
+    (Classifier's, or a subclass's label smoothing) where it has one, else cross-entropy."""
+    compute_loss = getattr(module, "compute_loss", None)
+    if callable(compute_loss):
+        return compute_loss(logits, labels) * len(labels)
+    return F.cross_entropy(logits, labels, reduction="sum")
+
+
+def _takes_images_alone(forward: Any) -> bool:
+    """Whether `forward` can be called with one argument, a batch of images."""
+    try:
+        inspect.signature(forward).bind(None)
+    except TypeError:  # another required argument
+        return False
+    except ValueError:  # no signature Python can read: the call itself will tell
+        return True
+    return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -24,6 +25,8 @@ from goodfit.lit.metrics import StageMetrics
 from goodfit.lit.rehearsal import rehearse_schedule
 from goodfit.lit.test_evaluation import TestEvaluation, TestResults
 from goodfit.runtime.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -77,6 +80,7 @@ class Classifier(L.LightningModule):
         self.test_results: TestResults | None = None
         # {"val": …, "test": …}: the images each stage's last figures rest on (the run's record)
         self.images_evaluated: dict[str, int] = {}
+        self._uncounted_stages: set[str] = set()  # stages whose curves were said not logged
         # `perf=fast` puts goodfit's own optimizer steps here (goodfit.perf.manual_steps);
         # None: Lightning's automatic optimization.
         self.fast_steps: Any = None
@@ -90,15 +94,21 @@ class Classifier(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    def compute_loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """The mean loss of a batch's class scores, in training, validation and test alike (so
+        the curves compare like with like): override it to train with another loss."""
+        return F.cross_entropy(logits, labels)
+
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> tuple[Tensor, Tensor]:
         images, labels = batch
         logits = self.net(images)
-        loss = F.cross_entropy(logits, labels)
+        loss = self.compute_loss(logits, labels)
         getattr(self, f"{stage}_metrics").update(loss, logits, labels)
         return loss, logits
 
     def training_loss(self, batch: tuple[Tensor, Tensor]) -> Tensor:
-        """The loss of one training batch (its metrics are counted)."""
+        """The loss of one training batch, counted in `train/loss` and `train/acc` (a
+        subclass's own counts a batch with `self.train_metrics.update(loss, logits, labels)`)."""
         return self._step(batch, "train")[0]
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -121,6 +131,8 @@ class Classifier(L.LightningModule):
         metrics = getattr(self, f"{stage}_metrics")
         values = metrics.compute_and_reset()
         self.images_evaluated[stage] = metrics.images_counted
+        if not values:  # no batch counted, by any process: no figures rather than NaN ones
+            self._say_nothing_counted(stage)
         # "step" makes the epoch (counted from 1) the x-axis of every curve in the loggers.
         logged = {f"{stage}/{name}": value for name, value in values.items()}
         # The values are already all processes' (torchmetrics synced them): the max of equal
@@ -130,6 +142,19 @@ class Classifier(L.LightningModule):
         self.log("step", float(self.current_epoch + (stage != "test")), sync_dist=True,
                  reduce_fx="max")  # fmt: skip
         return {name: float(value) for name, value in values.items()}
+
+    def _say_nothing_counted(self, stage: str) -> None:
+        """Warn, once a run, that `stage`'s curves are not logged: a subclass's own step
+        counted none of its batches."""
+        if stage in self._uncounted_stages or self.global_rank != 0:
+            return
+        self._uncounted_stages.add(stage)
+        log.warning(
+            "%s counted no %s batch, so %s/loss and %s/acc are not logged. A subclass changes "
+            "the loss with compute_loss(logits, labels); a step of its own counts a batch with "
+            "self.%s_metrics.update(loss, logits, labels).",
+            type(self).__name__, stage, stage, stage, stage,
+        )  # fmt: skip
 
     def on_train_start(self) -> None:
         if self.fast_steps is not None:

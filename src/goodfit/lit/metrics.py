@@ -39,13 +39,17 @@ class StageMetrics(nn.Module):
         count.add_(n)
 
     def compute_and_reset(self) -> dict[str, Tensor]:
+        """The epoch's mean loss and accuracy over every process; empty when no process
+        counted a batch (a mean of nothing would be NaN)."""
         loss_sum, correct, count = self.totals.unbind()
         if count > 0:
             self.loss.update(loss_sum / count, weight=count)
             self.acc.update(correct / count, weight=count)
         self.images.update(count)
-        values = {"loss": self.loss.compute().float(), "acc": self.acc.compute().float()}
-        self.images_counted = int(self.images.compute())
+        self.images_counted = int(self.images.compute())  # all processes: all take this branch
+        values = {}
+        if self.images_counted > 0:
+            values = {"loss": self.loss.compute().float(), "acc": self.acc.compute().float()}
         for metric in (self.loss, self.acc, self.images):
             metric.reset()
         self.totals.zero_()

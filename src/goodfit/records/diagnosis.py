@@ -13,6 +13,7 @@ from typing import Any
 from goodfit.records.chance import judge_at_chance, near_chance
 from goodfit.records.findings import (
     GOOD_FIT,
+    NOT_JUDGED,
     OVERFITTING,
     TOO_SHORT,
     UNDERFITTING,
@@ -168,6 +169,32 @@ def _check_val_width(val_accs: Sequence[float], n_val: int, t: Thresholds,
     return val_ci
 
 
+def _training_loss_curve(
+    history: Sequence[Mapping[str, Any]],
+) -> tuple[Sequence[Mapping[str, Any]], str | None]:
+    """The history to judge, and what stood in for its training loss: a module that logs no
+    `train/loss` is judged on the training loss measured as validation's (`train_eval/loss`)."""
+    if any(h.get("train_loss") is not None for h in history) or not any(
+        h.get("train_eval_loss") is not None for h in history
+    ):
+        return history, None
+    said = ("The module logs no training loss (train/loss): the training loss judged is the one "
+            "measured as validation's (train_eval/loss).")  # fmt: skip
+    return [{**h, "train_loss": h.get("train_eval_loss")} for h in history], said
+
+
+def _not_judged(
+    history: Sequence[Mapping[str, Any]], n_val: int, test_ci: tuple[float, float] | None
+) -> Diagnosis:
+    """The verdict of a run without both curves: which one is missing."""
+    if n_val > 0 and any(h.get("val_loss") is not None for h in history):
+        reason = ("No training loss was recorded (train/loss, or train_eval/loss from "
+                  "callbacks.train_eval), so the fit cannot be judged.")  # fmt: skip
+        return Diagnosis([NOT_JUDGED], [reason], None, None, None, None, None, test_ci)
+    reason = "No validation loss was recorded, so the fit cannot be judged."
+    return Diagnosis([UNRELIABLE_VALIDATION], [reason], None, None, None, None, None, test_ci)
+
+
 def diagnose(
     history: Sequence[Mapping[str, Any]],
     n_val: int,
@@ -182,19 +209,21 @@ def diagnose(
     epoch with nothing wrong found is "too short to judge", never a good fit."""
     t = thresholds or Thresholds()
     test_ci = wilson_interval(test_acc, n_test) if test_acc is not None and n_test else None
+    history, stand_in = _training_loss_curve(history)
     epochs = [
         h for h in history if h.get("val_loss") is not None and h.get("train_loss") is not None
     ]
     if not epochs or n_val <= 0:
-        reason = "No validation loss was recorded, so the fit cannot be judged."
-        return Diagnosis([UNRELIABLE_VALIDATION], [reason], None, None, None, None, None, test_ci)
+        return _not_judged(history, n_val, test_ci)
 
     train = [float(h["train_loss"]) for h in epochs]
     val = [float(h["val_loss"]) for h in epochs]
     numbers = [int(h.get("epoch", i + 1)) for i, h in enumerate(epochs)]
     found = Findings()
+    if stand_in:
+        found.add(stand_in)
     gap = _check_gap(train, val, t, found)
-    eval_gap = _eval_mode_gap(epochs[-1], gap, found)
+    eval_gap = None if stand_in else _eval_mode_gap(epochs[-1], gap, found)
     best, rise = _check_val_minimum(train, val, numbers, t, found)
     still_falling = _check_trend(train, val, numbers, t, found)
     val_accs = [float(h["val_acc"]) for h in epochs if h.get("val_acc") is not None]

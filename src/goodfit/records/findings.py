@@ -9,6 +9,8 @@ UNDERFITTING = "underfitting"
 UNRELIABLE_VALIDATION = "unreliable validation"
 # One epoch gives no trend: whether the model had more to learn is unknown.
 TOO_SHORT = "too short to judge"
+# No training loss was recorded at all (a module of one's own that logs none).
+NOT_JUDGED = "not judged"
 
 
 def pct(x: float) -> str:
