@@ -34,13 +34,22 @@ def write_examples(root: Path) -> dict[str, Path]:
 
 @pytest.mark.parametrize(
     "choices",
-    [("module=smoothing", "model=tiny"), ("experiment=wide",)],
-    ids=["module-and-network", "experiment"],
+    [
+        (
+            "module=smoothing",
+            "model=tiny",
+            "+callbacks.ema._target_=my_project.callbacks.LossEMA",
+            "+callbacks.ema.decay=0.999",
+        ),
+        ("experiment=wide",),
+    ],
+    ids=["module-network-callback", "experiment"],
 )
 def test_the_extending_examples_train(choices, synthetic_dir, tmp_path, monkeypatch):
     written = write_examples(tmp_path)
-    assert {"my_project/nets.py", "my_project/lit.py", "conf/model/tiny.yaml",
-            "conf/module/smoothing.yaml", "conf/experiment/wide.yaml"} <= set(written)  # fmt: skip
+    assert {"my_project/nets.py", "my_project/lit.py", "my_project/callbacks.py",
+            "conf/model/tiny.yaml", "conf/module/smoothing.yaml",
+            "conf/experiment/wide.yaml"} <= set(written)  # fmt: skip
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     run_dir = tmp_path / "run"
     run_train(f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]", *choices, "debug=fast",
@@ -53,3 +62,16 @@ def test_the_extending_examples_train(choices, synthetic_dir, tmp_path, monkeypa
     if "module=smoothing" in choices:
         config = (run_dir / ".hydra" / "config.yaml").read_text()
         assert "my_project.lit.LabelSmoothing" in config and "my_project.nets.TinyNet" in config
+        assert "train/loss_ema" in logged_scalars(run_dir)  # the example callback's figure
+
+
+def logged_scalars(run_dir: Path) -> set[str]:
+    """The scalar tags of a run's TensorBoard event files, read back."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in run_dir.glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    return tags
