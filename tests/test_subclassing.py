@@ -28,6 +28,19 @@ def module_config(conf: Path, name: str, target: str) -> str:
     return f"module={name}"
 
 
+def train_two_epochs(tmp_path: Path, data_dir: Path, target: str) -> tuple[str, dict]:
+    """train.py with `module=` a file naming `target`, two quick epochs on synthetic data: its
+    console output (one line) and its summary.json."""
+    conf = tmp_path / "conf"
+    choice = module_config(conf, "mine", target)
+    run_dir = tmp_path / "run"
+    result = run_train("debug=fast", "trainer.max_epochs=2", f"hydra.searchpath=[file://{conf}]",
+                       choice, f"hydra.run.dir={run_dir}",
+                       *synthetic_overrides(data_dir))  # fmt: skip
+    output = " ".join((result.stdout + result.stderr).split())
+    return output, json.loads((run_dir / "summary.json").read_text())
+
+
 def test_a_subclass_loss_is_every_stages_loss():
     """compute_loss is the loss of training, validation, test and callbacks.train_eval alike, so
     the curves' gap compares like with like (label smoothing's loss against its own)."""
@@ -50,20 +63,13 @@ def test_a_subclass_loss_is_every_stages_loss():
 def test_a_subclass_step_that_counts_nothing_logs_no_curve_rather_than_nan(synthetic_dir, tmp_path):
     """Its train/loss was NaN, with torchmetrics' warning, and the verdict called the run a
     good fit on a gap of NaN."""
-    conf = tmp_path / "conf"
-    choice = module_config(conf, "uncounted", "tests.plugins.UncountedClassifier")
-    run_dir = tmp_path / "run"
-    result = run_train("debug=fast", "trainer.max_epochs=2", f"hydra.searchpath=[file://{conf}]",
-                       choice, f"hydra.run.dir={run_dir}",
-                       *synthetic_overrides(synthetic_dir))  # fmt: skip
-    output = " ".join((result.stdout + result.stderr).split())
+    output, summary = train_two_epochs(tmp_path, synthetic_dir, "tests.plugins.UncountedClassifier")
     assert (
         "UncountedClassifier counted no train batch, so train/loss and train/acc are not "
         "logged. A subclass changes the loss with compute_loss(logits, labels)"
     ) in output
     assert output.count("counted no train batch") == 1  # once a run, not once an epoch
     assert "before the update method" not in output
-    summary = json.loads((run_dir / "summary.json").read_text())
     for epoch in summary["history"]:
         assert epoch["train_loss"] is None and math.isfinite(epoch["val_loss"])
     # judged on the training loss measured as validation's, and said so
@@ -82,18 +88,11 @@ def test_a_forward_wanting_more_than_images_is_not_used_to_measure_training_imag
 ):
     """train_eval skips a forward(images, offset) with a line that says why: the call raised a
     TypeError at the first validation, and the run ended in a traceback."""
-    conf = tmp_path / "conf"
-    choice = module_config(conf, "two", "tests.plugins.TwoInputModule")
-    run_dir = tmp_path / "run"
-    result = run_train("debug=fast", "trainer.max_epochs=2", f"hydra.searchpath=[file://{conf}]",
-                       choice, f"hydra.run.dir={run_dir}",
-                       *synthetic_overrides(synthetic_dir))  # fmt: skip
-    output = " ".join((result.stdout + result.stderr).split())
+    output, summary = train_two_epochs(tmp_path, synthetic_dir, "tests.plugins.TwoInputModule")
     assert (
         "callbacks.train_eval: TwoInputModule.forward(images, offset) wants more than a batch "
         "of images"
     ) in output
-    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["epochs_run"] == 2 and summary["history"][-1]["train_eval_loss"] is None
 
 
