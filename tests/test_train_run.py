@@ -304,6 +304,17 @@ def test_a_run_stopped_by_its_time_limit_says_so(synthetic_dir, tmp_path):
     assert "(stopped early by Timer: the time limit" in " ".join(result.stdout.split())
 
 
+def test_a_time_limit_stops_the_first_epoch_too(synthetic_dir, tmp_path):
+    """With min_epochs: 1 in the trainer config, a limit reached in the first epoch was ignored
+    until its end, Lightning's Timer saying so at every batch (a thousand lines)."""
+    run_dir = tmp_path / "timed"
+    result = run_train("+trainer.max_time=00:00:00:01", "datamodule.batch_size=1", "model=cnn",
+                       f"hydra.run.dir={run_dir}", *synthetic_overrides(synthetic_dir))  # fmt: skip
+    last = json.loads((run_dir / "summary.json").read_text())["history"][-1]
+    assert last["epoch"] == 1 and last["batches_run"] < last["batches_in_epoch"]
+    assert (result.stdout + result.stderr).count("Time limit reached") <= 1
+
+
 def test_callbacks_early_stopping_ends_a_run_that_stops_improving(synthetic_dir, tmp_path):
     """`callbacks=early_stopping`: the default callbacks and Lightning's EarlyStopping, its
     patience set from the command line."""
