@@ -58,6 +58,9 @@ def test_a_subclass_loss_is_every_stages_loss():
     module.validation_step((images, labels), 0)
     assert torch.isclose(module.val_metrics.compute_and_reset()["loss"], smoothed)
     assert torch.isclose(_loss_sum(module, logits, labels), smoothed * 12)
+    # a module's own compute_loss of another kind (of a batch) is not called with scores
+    module.compute_loss = lambda batch: 1 / 0
+    assert torch.isclose(_loss_sum(module, logits, labels), F.cross_entropy(logits, labels) * 12)
 
 
 def test_a_subclass_step_that_counts_nothing_logs_no_curve_rather_than_nan(synthetic_dir, tmp_path):

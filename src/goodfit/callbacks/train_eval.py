@@ -146,9 +146,19 @@ def _loss_sum(
     """The summed loss of a batch as validation measures it: the module's own `compute_loss`
     (Classifier's, or a subclass's label smoothing) where it has one, else cross-entropy."""
     compute_loss = getattr(module, "compute_loss", None)
-    if callable(compute_loss):
+    if callable(compute_loss) and _takes_scores_and_labels(compute_loss):
         return compute_loss(logits, labels) * len(labels)
     return F.cross_entropy(logits, labels, reduction="sum")
+
+
+def _takes_scores_and_labels(compute_loss: Any) -> bool:
+    """Whether a module's `compute_loss` is one of `(logits, labels)`, as Classifier's: a module
+    of one's own may have a `compute_loss(batch)` of another kind, left alone."""
+    try:
+        names = list(inspect.signature(compute_loss).parameters)
+    except ValueError:  # no signature Python can read
+        return False
+    return names[:2] == ["logits", "labels"]
 
 
 def _takes_images_alone(forward: Any) -> bool:
